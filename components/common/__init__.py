@@ -1,0 +1,1 @@
+"""Shared helpers: project paths, params loading, atomic outputs, environment defaults."""

@@ -1,0 +1,62 @@
+"""Loading ``params.yaml`` with dotted overrides, and flattening for MLflow.
+
+Why one module: DVC, Prefect and MLflow must all see the same parameter names. Dotted
+names (``finetune.epochs``) are the lingua franca: DVC's ``-S``, the flow's overrides and
+MLflow's params all use them.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from components.common.env import PROJECT_ROOT
+
+DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS, overrides: Mapping[str, Any] | None = None) -> dict:
+    """Read a params file and apply ``{"a.b": value}`` overrides (keys must already exist)."""
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise SystemExit(f"params file not found: {path} (pass --params PATH)") from None
+    return apply_overrides(params, overrides or {})
+
+
+def apply_overrides(params: dict, overrides: Mapping[str, Any]) -> dict:
+    out = copy.deepcopy(params)
+    for dotted, value in overrides.items():
+        node = out
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            if not isinstance(node.get(key), dict):
+                raise KeyError(f"override {dotted!r}: {key!r} is not a section of params.yaml")
+            node = node[key]
+        if leaf not in node:
+            raise KeyError(f"override {dotted!r}: unknown key (typo?); known: {sorted(node)}")
+        node[leaf] = value
+    return out
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"finetune.epochs=12"`` -> ``("finetune.epochs", 12)`` (value parsed as YAML)."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw)

@@ -1,0 +1,1 @@
+"""Datasets: the built-in synthetic generator, importers for real formats, manifests."""
