@@ -1,0 +1,3 @@
+from components.validation.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""``python -m components.validation --params params.yaml [--dataset DIR] [--out DIR]``.
+
+Exit 0 and ``<out>/validated.json`` when the dataset passes; exit 1 with the first failures
+on stderr (``<file>:<record>: <rule>``) and no marker when it does not.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from components.common.env import apply_defaults
+
+DEFAULT_OUT = "results/validation"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m components.validation",
+        description="Validate a dataset folder (COCO / OpenImages / captions + image files) with "
+                    "Great Expectations. Writes report.html, report.md and summary.json to --out "
+                    "and, only if everything passes, validated.json (deleted first on every run).")
+    p.add_argument("--params", default="params.yaml", help="params file (section: validation)")
+    p.add_argument("--dataset", help="dataset folder (default: params data.out)")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"report folder (default: {DEFAULT_OUT})")
+    p.add_argument("--suite", action="append", dest="suites", metavar="NAME",
+                   help="run only this registered suite (repeatable; default: all that apply)")
+    p.add_argument("-s", "--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a params value, e.g. -s validation.decode_images=false")
+    p.add_argument("--gx-data-docs", action="store_true",
+                   help="also build GX Data Docs in <out>/gx-data-docs (needs CDN assets to "
+                        "render styled; report.html is self-contained)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    apply_defaults()
+    args = parse_args(argv)
+    from components.common.params import load_params, parse_override
+    from components.validation.gate import validate_dataset
+    from components.validation.report import console_lines
+    from components.validation.suites import REGISTRY
+
+    unknown = sorted(set(args.suites or []) - set(REGISTRY))
+    if unknown:
+        print(f"unknown suite(s) {unknown}; registered: {sorted(REGISTRY)}", file=sys.stderr)
+        return 2
+    try:
+        params = load_params(args.params, dict(parse_override(s) for s in args.set))
+    except (KeyError, ValueError) as err:
+        print(f"bad --set: {err}", file=sys.stderr)
+        return 2
+    dataset = Path(args.dataset or params.get("data", {}).get("out", "data/dataset"))
+    out = Path(args.out)
+    result = validate_dataset(dataset, params.get("validation", {}), out,
+                              progress=not args.no_progress, suites=args.suites,
+                              data_docs=args.gx_data_docs)
+    if result.success:
+        print(f"validation passed: {dataset} ({', '.join(result.summary['suites'])}); "
+              f"marker {out / 'validated.json'}")
+        return 0
+    print(f"validation FAILED for {dataset}: {len(result.failures)} problem(s)", file=sys.stderr)
+    for line in console_lines(result.failures):
+        print(line, file=sys.stderr)
+    print(f"full report: {out / 'report.html'}; fix the data (or the importer) and rerun",
+          file=sys.stderr)
+    return 1
