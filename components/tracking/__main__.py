@@ -1,0 +1,3 @@
+from components.tracking.cli import main
+
+raise SystemExit(main())
