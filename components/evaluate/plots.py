@@ -1,0 +1,150 @@
+"""Evaluation plots (PNG, matplotlib Agg) and the CSV tables ``dvc plots`` reads.
+
+Files (all in ``<evaluate.out>/plots/``):
+  train_loss.png / train_loss.csv     total + per-head losses and lr by iteration (json log)
+  val_ap.png / val_ap.csv             val bbox/segm AP by epoch (json log)
+  per_class_ap.png / per_class_ap.csv test AP per class, bbox and segm
+  predictions.png                     a few test images with predicted masks, boxes, labels
+"""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["train_loss_rows", "val_ap_rows", "write_csv", "plot_train_loss", "plot_val_ap",
+           "plot_per_class_ap", "plot_predictions"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_csv(path: Path, rows: Sequence[Mapping], columns: Sequence[str]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: row.get(c, "") for c in columns})
+
+
+def train_loss_rows(log_rows: Iterable[Mapping]) -> tuple[list[dict], list[str]]:
+    """Train lines of mmengine's json log -> rows ``{step, epoch, loss, loss_*, lr}``."""
+    rows = [dict(r) for r in log_rows if "loss" in r]
+    keys = sorted({k for r in rows for k in r if k.startswith("loss") and k != "loss"})
+    return rows, ["step", "epoch", "loss", *keys, "lr"]
+
+
+def val_ap_rows(log_rows: Iterable[Mapping]) -> tuple[list[dict], list[str]]:
+    """Val lines (``coco/bbox_mAP``...) -> rows ``{epoch, bbox_mAP, ..., segm_mAP_l}``."""
+    rows = []
+    for r in log_rows:
+        if not any(k.startswith("coco/") for k in r):
+            continue
+        row = {"epoch": r.get("step")}
+        row.update({k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("coco/")})
+        rows.append(row)
+    cols = ["epoch"] + sorted({k for r in rows for k in r if k != "epoch"})
+    return rows, cols
+
+
+def plot_train_loss(rows: list[dict], columns: list[str], path: Path) -> None:
+    plt = _plt()
+    fig, (ax, ax_lr) = plt.subplots(1, 2, figsize=(11, 4))
+    steps = [r["step"] for r in rows]
+    for key in columns:
+        if key.startswith("loss"):
+            ax.plot(steps, [r.get(key, math.nan) for r in rows], label=key,
+                    lw=2.0 if key == "loss" else 1.0)
+    ax.set(xlabel="iteration", ylabel="loss (smoothed over the log interval)",
+           title="training loss")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    ax_lr.plot(steps, [r.get("lr", math.nan) for r in rows], color="tab:gray")
+    ax_lr.set(xlabel="iteration", ylabel="lr", title="learning rate")
+    ax_lr.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_val_ap(rows: list[dict], path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = [r["epoch"] for r in rows]
+    for key, style in (("bbox_mAP", "-o"), ("bbox_mAP_50", "--o"), ("segm_mAP", "-s"),
+                       ("segm_mAP_50", "--s")):
+        ax.plot(epochs, [r.get(key, math.nan) for r in rows], style, label=key)
+    ax.set(xlabel="epoch", ylabel="AP", title="validation AP", ylim=(0, None))
+    if not rows:
+        ax.text(0.5, 0.5, "no validation epochs logged", ha="center", transform=ax.transAxes)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_per_class_ap(per_class: Mapping[str, Mapping[str, float]], path: Path) -> None:
+    """``per_class = {"bbox": {cls: ap}, "segm": {cls: ap}}`` -> grouped bars (NaN = no GT)."""
+    plt = _plt()
+    classes = list(next(iter(per_class.values())).keys())
+    x = np.arange(len(classes))
+    width = 0.8 / max(1, len(per_class))
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(classes) + 2), 4))
+    for i, (iou, values) in enumerate(per_class.items()):
+        ax.bar(x + i * width, [np.nan_to_num(values[c]) for c in classes], width, label=iou)
+    ax.set_xticks(x + width * (len(per_class) - 1) / 2, classes, rotation=45, ha="right")
+    ax.set(ylabel="AP (IoU .50:.95)", title="test AP per class", ylim=(0, 1))
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_predictions(images: Sequence[tuple[str, np.ndarray, list[dict]]],
+                     classes: Mapping[int, str], score_threshold: float, path: Path) -> None:
+    """``images``: (title, RGB image (H, W, 3) uint8, detections in COCO results format with
+    ``segmentation`` RLE) -> grid of images with masks, boxes, class names and scores."""
+    from pycocotools import mask as mask_utils
+
+    plt = _plt()
+    n = max(1, len(images))
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), squeeze=False)
+    cmap = plt.get_cmap("tab20")
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (title, img, dets) in zip(axes.flat, images):
+        canvas = img.astype(np.float32) / 255.0
+        kept = [d for d in dets if d["score"] >= score_threshold]
+        for j, d in enumerate(kept):
+            color = np.array(cmap(d["category_id"] % 20)[:3])
+            if "segmentation" in d:
+                seg = dict(d["segmentation"])
+                if isinstance(seg.get("counts"), str):
+                    seg["counts"] = seg["counts"].encode()
+                m = mask_utils.decode(seg).astype(bool)
+                canvas[m] = 0.55 * canvas[m] + 0.45 * color
+        ax.imshow(canvas)
+        for d in kept:
+            color = cmap(d["category_id"] % 20)
+            x, y, w, h = d["bbox"]
+            ax.add_patch(plt.Rectangle((x, y), w, h, fill=False, color=color, lw=1.5))
+            ax.text(x, y, f"{classes.get(d['category_id'], d['category_id'])} {d['score']:.2f}",
+                    fontsize=7, color="white", va="bottom",
+                    bbox=dict(facecolor=color, alpha=0.8, pad=1, lw=0))
+        ax.set_title(f"{title}: {len(kept)} >= {score_threshold:g}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,230 @@
+"""``params.yaml`` -> resolved mmengine ``Config`` for ViT + Mask R-CNN fine-tuning.
+
+The structure (model, LSJ pipeline, evaluator, hooks) lives in the Python config files under
+``configs/`` (``vitdet_mask_rcnn.py`` composed on ``mask_rcnn_base.py``); this module fills in
+every user-facing number by name from params. Transforms and hooks are looked up by their
+``type``, never by list position.
+
+params -> config:
+  data.out                        data_root of every dataset; COCO classes -> num_classes
+  model.size / patch_size /
+    pretrain_img_size / attention
+    / drop_path / checkpoint      model.backbone (PlainViT); neck/FPN in_channels = embed dim
+  model.heads                     head variant (HEAD_VARIANTS: 'paper' | 'classic')
+  model.fpn_channels              FPN / RPN / RoI head width
+  model.cfg_options               expert escape hatch: dotted mmengine keys merged last
+  finetune.img_size, lsj_scale    LSJ RandomResize / RandomCrop / Pad, test Resize / Pad
+  finetune.batch_size/num_workers dataloaders
+  finetune.lr/weight_decay/betas  AdamW;  finetune.layer_decay -> layer-wise lr decay
+  finetune.epochs/warmup_epochs   train loop + lr schedule (components.train.schedule)
+  finetune.val_interval,
+    checkpoint_interval,
+    nan_patience                  loop / CheckpointHook / NonFiniteLossGuardHook
+  seed                            randomness
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from mmengine.config import Config, ConfigDict
+
+from components.common.env import PROJECT_ROOT
+from components.data import layout
+from components.models.sizes import get_size
+from components.train.schedule import Schedule, lr_schedulers, make_schedule
+
+__all__ = ["CONFIG_DIR", "VIT_CONFIG", "HEAD_VARIANTS", "build_config", "resolve_path",
+           "coco_classes", "count_train_images", "dataset_cfg", "schedule_of", "find_transform"]
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+VIT_CONFIG = CONFIG_DIR / "vitdet_mask_rcnn.py"
+
+
+def resolve_path(path: str | Path) -> Path:
+    """params paths are relative to the project root (as DVC and the tracking stage read them)."""
+    path = Path(path)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def _read_coco(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: COCO annotations not found. Build the dataset with "
+            "`python -m components.data prepare --params params.yaml` (data.out)")
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def coco_classes(ann_file: str | Path) -> tuple[str, ...]:
+    """Category names ordered by category id (mmdet's label order for CocoDataset)."""
+    cats = sorted(_read_coco(Path(ann_file))["categories"], key=lambda c: c["id"])
+    if not cats:
+        raise ValueError(f"{ann_file}: no categories")
+    return tuple(c["name"] for c in cats)
+
+
+def count_train_images(ann_file: str | Path, min_size: int = 0) -> int:
+    """Images CocoDataset keeps with ``filter_empty_gt=True``: any annotation of a listed
+    category (crowd included, as mmdet does) and ``min(w, h) >= min_size``."""
+    coco = _read_coco(Path(ann_file))
+    cat_ids = {c["id"] for c in coco["categories"]}
+    with_ann = {a["image_id"] for a in coco["annotations"] if a["category_id"] in cat_ids}
+    return sum(1 for im in coco["images"]
+               if im["id"] in with_ann and min(im.get("width", 0), im.get("height", 0)) >= min_size)
+
+
+def find_transform(pipeline: list, type_name: str) -> dict:
+    for t in pipeline:
+        if t["type"] == type_name:
+            return t
+    raise KeyError(f"pipeline has no {type_name!r} transform (configs/mask_rcnn_base.py)")
+
+
+def dataset_cfg(cfg: Config, data_root: Path, split: str, classes: tuple[str, ...],
+                *, train: bool = False) -> ConfigDict:
+    """A CocoDataset dict for ``split`` of ``data_root`` with the config's pipeline."""
+    src = cfg.train_dataloader.dataset if train else cfg.val_dataloader.dataset
+    ds = copy.deepcopy(src)
+    ds.data_root = str(data_root)
+    ds.ann_file = str(layout.coco_json(data_root, split).relative_to(data_root))
+    ds.data_prefix = dict(img=f"{layout.IMAGES}/")
+    ds.metainfo = dict(classes=classes)
+    return ds
+
+
+# --------------------------------------------------------------------------- head variants
+def _paper_heads(model: ConfigDict) -> None:
+    """Li et al. 2021 upgrades (already the base config): nothing to change."""
+
+
+def _classic_heads(model: ConfigDict) -> None:
+    """2017 Mask R-CNN heads: 1-conv RPN, 2-fc box head, no norm in FPN / heads."""
+    model.neck[-1].pop("norm_cfg", None)
+    model.rpn_head.num_convs = 1
+    bbox = model.roi_head.bbox_head
+    bbox.type = "Shared2FCBBoxHead"
+    for key in ("conv_out_channels", "norm_cfg"):
+        bbox.pop(key, None)
+    model.roi_head.mask_head.pop("norm_cfg", None)
+
+
+HEAD_VARIANTS: dict[str, Callable[[ConfigDict], None]] = {
+    "paper": _paper_heads,
+    "classic": _classic_heads,
+}
+
+
+def _set_width(model: ConfigDict, width: int) -> None:
+    """FPN output width, and everything that consumes it; the box head's fc is 4x as wide
+    (1024 at the paper's 256)."""
+    model.neck[-1].out_channels = width
+    model.rpn_head.in_channels = width
+    model.rpn_head.feat_channels = width
+    roi = model.roi_head
+    roi.bbox_roi_extractor.out_channels = width
+    roi.mask_roi_extractor.out_channels = width
+    roi.bbox_head.in_channels = width
+    roi.bbox_head.fc_out_channels = 4 * width
+    if "conv_out_channels" in roi.bbox_head:
+        roi.bbox_head.conv_out_channels = width
+    roi.mask_head.in_channels = width
+    roi.mask_head.conv_out_channels = width
+
+
+def schedule_of(params: Mapping[str, Any]) -> Schedule:
+    """Iteration counts of a run from params and the train split's COCO JSON."""
+    ft = params["finetune"]
+    ann = layout.coco_json(resolve_path(params["data"]["out"]), "train")
+    return make_schedule(count_train_images(ann), int(ft["batch_size"]), int(ft["epochs"]),
+                         float(ft["warmup_epochs"]))
+
+
+# --------------------------------------------------------------------------- main entry
+def build_config(params: Mapping[str, Any], *, work_dir: Path | str | None = None) -> Config:
+    """Resolved mmengine Config for ``params`` (see the module docstring for the mapping)."""
+    m, ft = params["model"], params["finetune"]
+    data_root = resolve_path(params["data"]["out"]).resolve()
+    cfg = Config.fromfile(str(VIT_CONFIG))
+    for placeholder in ("IMG", "PAD", "C", "_dataset", "norm_cfg"):
+        cfg.pop(placeholder, None)
+
+    classes = coco_classes(layout.coco_json(data_root, "train"))
+    sched = schedule_of(params)
+
+    # ---- model
+    model = cfg.model
+    bb = model.backbone
+    bb.size = m["size"]
+    bb.patch_size = int(m["patch_size"])
+    bb.pretrain_img_size = int(m["pretrain_img_size"])
+    bb.attention = m["attention"]
+    bb.drop_path_rate = float(m["drop_path"])
+    bb.pretrained = str(resolve_path(m["checkpoint"])) if m.get("checkpoint") else None
+    heads = m.get("heads", "paper")
+    if heads not in HEAD_VARIANTS:
+        raise ValueError(f"model.heads must be one of {sorted(HEAD_VARIANTS)}, got {heads!r}")
+    HEAD_VARIANTS[heads](model)
+    _set_width(model, int(m.get("fpn_channels", 256)))
+    model.train_cfg.rcnn.sampler.num = int(m.get("roi_samples", 512))
+    model.roi_head.bbox_head.num_classes = len(classes)
+    model.roi_head.mask_head.num_classes = len(classes)
+
+    # ---- data (LSJ numbers)
+    img, lo_hi = int(ft["img_size"]), tuple(float(x) for x in ft["lsj_scale"])
+    train_pipe = cfg.train_dataloader.dataset.pipeline
+    find_transform(train_pipe, "RandomResize").update(scale=(img, img), ratio_range=lo_hi)
+    find_transform(train_pipe, "RandomCrop").update(crop_size=(img, img))
+    find_transform(train_pipe, "Pad").update(size=(img, img))
+    test_pipe = cfg.val_dataloader.dataset.pipeline
+    find_transform(test_pipe, "Resize").update(scale=(img, img))
+    find_transform(test_pipe, "Pad").update(size=(img, img))
+    cfg.train_pipeline, cfg.test_pipeline = train_pipe, test_pipe
+
+    bs, workers = int(ft["batch_size"]), int(ft["num_workers"])
+    for name, split in (("train_dataloader", "train"), ("val_dataloader", "val")):
+        loader = cfg[name]
+        loader.batch_size = bs
+        loader.num_workers = workers
+        loader.persistent_workers = workers > 0
+        loader.dataset = dataset_cfg(cfg, data_root, split, classes, train=split == "train")
+    cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
+    cfg.val_evaluator.ann_file = str(layout.coco_json(data_root, "val"))
+    cfg.test_evaluator = copy.deepcopy(cfg.val_evaluator)
+    cfg.metainfo = dict(classes=classes)
+
+    # ---- optimisation: AdamW, wd off for norms/biases/pos_embed, optional layer decay
+    opt = cfg.optim_wrapper
+    opt.optimizer.update(lr=float(ft["lr"]), weight_decay=float(ft["weight_decay"]),
+                         betas=tuple(float(b) for b in ft["betas"]))
+    opt.paramwise_cfg.layer_decay_rate = float(ft["layer_decay"])
+    # epochs -> iterations: see components/train/schedule.py for the arithmetic
+    cfg.param_scheduler = lr_schedulers(sched)
+    cfg.train_cfg.update(max_epochs=int(ft["epochs"]), val_interval=int(ft["val_interval"]))
+
+    # ---- hooks / runtime
+    log_every = max(1, min(20, math.ceil(sched.iters_per_epoch / 4)))
+    cfg.default_hooks.logger.interval = log_every
+    cfg.log_processor.window_size = log_every
+    cfg.default_hooks.checkpoint.interval = int(ft["checkpoint_interval"])
+    cfg.custom_hooks = [
+        dict(type="NonFiniteLossGuardHook", patience=int(ft["nan_patience"])),
+        dict(type="MLflowMetricsHook", interval=log_every),
+    ]
+    cfg.randomness = dict(seed=int(params["seed"]), deterministic=False)
+    cfg.work_dir = str(resolve_path(work_dir or ft["work_dir"]))
+    cfg.schedule = dict(vars(sched))  # recorded for meta.json / tests; ignored by mmengine
+
+    # ---- expert overrides last (e.g. tiny test models); derived channels follow the backbone
+    if m.get("cfg_options"):
+        cfg.merge_from_dict(dict(m["cfg_options"]))
+    embed = cfg.model.backbone.get("embed_dim") or get_size(cfg.model.backbone.size).embed_dim
+    for neck in cfg.model.neck:
+        if neck["type"] == "ViTFPNAdapter":
+            neck["in_channels"] = embed
+        elif neck["type"] == "FPN":
+            neck["in_channels"] = [embed] * len(neck["in_channels"])
+    return cfg

@@ -1,0 +1,116 @@
+"""params.yaml -> mmengine Config: every user value reaches the config by name."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from components.common.params import load_params
+from components.data import layout
+from components.train.config import (HEAD_VARIANTS, build_config, count_train_images,
+                                     find_transform)
+from components.train.schedule import make_schedule
+from components.train.testing import tiny_params
+
+
+@pytest.fixture
+def params(tiny_ds, tmp_path):
+    return tiny_params(load_params(), tiny_ds.root, tmp_path / "work")
+
+
+def test_values_reach_config(params, tiny_ds, tmp_path):
+    p = tiny_params(load_params(), tiny_ds.root, tmp_path / "work", finetune__lr=3e-4,
+                    finetune__betas=[0.8, 0.95], finetune__weight_decay=0.05,
+                    finetune__img_size=160, finetune__lsj_scale=[0.5, 1.5],
+                    finetune__batch_size=3, finetune__epochs=5, finetune__val_interval=2,
+                    finetune__checkpoint_interval=2, finetune__nan_patience=4,
+                    finetune__layer_decay=0.7, model__drop_path=0.2, model__attention="windowed",
+                    seed=7)
+    cfg = build_config(p)
+    opt = cfg.optim_wrapper
+    assert opt.optimizer.lr == 3e-4 and opt.optimizer.betas == (0.8, 0.95)
+    assert opt.optimizer.weight_decay == 0.05 and opt.paramwise_cfg.layer_decay_rate == 0.7
+    assert opt.paramwise_cfg.norm_decay_mult == 0 and opt.paramwise_cfg.bias_decay_mult == 0
+    assert opt.paramwise_cfg.custom_keys["pos_embed"]["decay_mult"] == 0
+    train = cfg.train_dataloader.dataset.pipeline
+    assert find_transform(train, "RandomResize")["scale"] == (160, 160)
+    assert find_transform(train, "RandomResize")["ratio_range"] == (0.5, 1.5)
+    assert find_transform(train, "RandomCrop")["crop_size"] == (160, 160)
+    assert find_transform(train, "RandomCrop")["allow_negative_crop"] is True
+    assert find_transform(train, "Pad")["size"] == (160, 160)
+    assert find_transform(cfg.test_dataloader.dataset.pipeline, "Resize")["scale"] == (160, 160)
+    assert cfg.train_dataloader.batch_size == 3
+    assert cfg.train_cfg.max_epochs == 5 and cfg.train_cfg.val_interval == 2
+    assert cfg.default_hooks.checkpoint.interval == 2
+    assert cfg.default_hooks.checkpoint.save_best == "coco/bbox_mAP"
+    assert {"type": "NonFiniteLossGuardHook", "patience": 4} in cfg.custom_hooks
+    assert cfg.randomness.seed == 7
+    bb = cfg.model.backbone
+    assert bb.type == "PlainViT" and bb.drop_path_rate == 0.2 and bb.attention == "windowed"
+    assert bb.embed_dim == 64  # model.cfg_options, and the neck follows it
+    assert cfg.model.neck[0].in_channels == 64 and cfg.model.neck[1].in_channels == [64] * 4
+    assert cfg.model.neck[1].out_channels == cfg.model.rpn_head.in_channels == 32
+    assert cfg.model.roi_head.bbox_head.fc_out_channels == 4 * 32   # model.fpn_channels
+    assert cfg.model.roi_head.mask_head.conv_out_channels == 32
+    assert cfg.model.train_cfg.rcnn.sampler.num == 64                 # model.roi_samples
+    # classes come from the COCO json, ordered by category id
+    assert cfg.model.roi_head.bbox_head.num_classes == len(cfg.metainfo.classes) == 8
+    assert cfg.metainfo.classes[0] == "circle"
+    ds = cfg.train_dataloader.dataset
+    assert ds.data_root == str(tiny_ds.root.resolve())
+    assert ds.ann_file == "annotations/instances_train.json" and ds.data_prefix.img == "images/"
+    assert ds.filter_cfg.filter_empty_gt is True
+    assert cfg.val_evaluator.metric == ["bbox", "segm"]
+    assert cfg.val_evaluator.ann_file.endswith("instances_val.json")
+
+
+def test_iteration_arithmetic(params):
+    cfg = build_config(dict(params, finetune=dict(params["finetune"], epochs=4,
+                                                  warmup_epochs=0.5, batch_size=4)))
+    # 6 train images / batch 4 -> 2 iters/epoch; 4 epochs -> 8; warm-up 0.5 epoch -> 1 iter
+    assert cfg.schedule == dict(num_train_images=6, batch_size=4, epochs=4, iters_per_epoch=2,
+                                total_iters=8, warmup_iters=1)
+    warm, cos = cfg.param_scheduler
+    assert (warm.type, warm.begin, warm.end, warm.by_epoch) == ("LinearLR", 0, 1, False)
+    assert (cos.type, cos.begin, cos.end, cos.T_max, cos.eta_min) == \
+        ("CosineAnnealingLR", 1, 8, 7, 0.0)
+
+
+def test_schedule_formula_default_sizes():
+    s = make_schedule(240, 4, 12, 0.25)
+    assert (s.iters_per_epoch, s.total_iters, s.warmup_iters) == (60, 720, 15)
+    s = make_schedule(241, 4, 1, 0.0)
+    assert s.iters_per_epoch == math.ceil(241 / 4) and s.warmup_iters == 0
+    with pytest.raises(ValueError, match="no training images"):
+        make_schedule(0, 4, 1, 0.1)
+
+
+def test_train_image_count_matches_mmdet_dataset(params):
+    from mmdet.registry import DATASETS
+    from mmengine.registry import init_default_scope
+
+    init_default_scope("mmdet")
+    cfg = build_config(params)
+    ds = DATASETS.build(cfg.train_dataloader.dataset)
+    ann = layout.coco_json(Path(cfg.train_dataloader.dataset.data_root), "train")
+    assert len(ds) == count_train_images(ann) == cfg.schedule["num_train_images"]
+    assert ds.metainfo["classes"] == cfg.metainfo.classes
+
+
+@pytest.mark.parametrize("variant", sorted(HEAD_VARIANTS))
+def test_head_variants_build(params, variant):
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    init_default_scope("mmdet")
+    cfg = build_config(dict(params, model=dict(params["model"], heads=variant)))
+    model = MODELS.build(cfg.model)
+    bbox = type(model.roi_head.bbox_head).__name__
+    assert bbox == {"paper": "Shared4Conv1FCBBoxHead", "classic": "Shared2FCBBoxHead"}[variant]
+    assert model.rpn_head.num_convs == {"paper": 2, "classic": 1}[variant]
+
+
+def test_unknown_head_variant(params):
+    with pytest.raises(ValueError, match="model.heads"):
+        build_config(dict(params, model=dict(params["model"], heads="fancy")))
