@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help setup run test bench clean-state
+.PHONY: help setup run test bench servers-up servers-down mlflow-up servers-status
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
@@ -22,5 +22,17 @@ run: $(STAMP) ## run the whole pipeline on the built-in dataset (dvc repro)
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest
 
-bench: $(STAMP) ## run the benchmarks (figures go to benchmarks/results/)
-	bash benchmarks/run_all.sh
+bench: $(STAMP) ## list the benchmark scripts (each has --help; figures in benchmarks/README.md)
+	@echo "see benchmarks/README.md: each script has --help"; ls benchmarks/*.py
+
+servers-up: $(STAMP) ## Prefect server + work pool + deployments + worker on 127.0.0.1 (prints the UI URL)
+	bash infra/scripts/servers.sh up
+
+servers-down: ## stop what servers-up / mlflow-up started (SIGTERM by PID)
+	bash infra/scripts/servers.sh down
+
+mlflow-up: $(STAMP) ## MLflow UI/tracking server on 127.0.0.1:5000 over mlruns/mlflow.db
+	bash infra/scripts/servers.sh mlflow-start
+
+servers-status: ## which local servers are running
+	bash infra/scripts/servers.sh status
