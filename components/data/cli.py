@@ -174,7 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     try:
-        kind, out, manifest = _run(args)
+        if args.command == "prepare":  # the pipeline stage: tracked as a nested MLflow run
+            from components.tracking.runs import stage_run
+
+            with stage_run("prepare", load_params(args.params)):
+                kind, out, manifest = _run(args)
+        else:
+            kind, out, manifest = _run(args)
     except (DataFormatError, KeyError, ValueError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {msg}", file=sys.stderr)

@@ -53,16 +53,31 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     dataset = Path(args.dataset or params.get("data", {}).get("out", "data/dataset"))
     out = Path(args.out)
-    result = validate_dataset(dataset, params.get("validation", {}), out,
-                              progress=not args.no_progress, suites=args.suites,
-                              data_docs=args.gx_data_docs)
-    if result.success:
-        print(f"validation passed: {dataset} ({', '.join(result.summary['suites'])}); "
-              f"marker {out / 'validated.json'}")
-        return 0
-    print(f"validation FAILED for {dataset}: {len(result.failures)} problem(s)", file=sys.stderr)
-    for line in console_lines(result.failures):
-        print(line, file=sys.stderr)
-    print(f"full report: {out / 'report.html'}; fix the data (or the importer) and rerun",
-          file=sys.stderr)
-    return 1
+    from components.tracking.runs import stage_run
+
+    with stage_run("validate", params) as run:
+        result = validate_dataset(dataset, params.get("validation", {}), out,
+                                  progress=not args.no_progress, suites=args.suites,
+                                  data_docs=args.gx_data_docs)
+        _log_to_mlflow(run, result, out)
+        if result.success:
+            print(f"validation passed: {dataset} ({', '.join(result.summary['suites'])}); "
+                  f"marker {out / 'validated.json'}")
+            return 0
+        print(f"validation FAILED for {dataset}: {len(result.failures)} problem(s)", file=sys.stderr)
+        for line in console_lines(result.failures):
+            print(line, file=sys.stderr)
+        print(f"full report: {out / 'report.html'}; fix the data (or the importer) and rerun",
+              file=sys.stderr)
+        raise SystemExit(1)  # inside stage_run: the MLflow stage run is marked FAILED
+
+
+def _log_to_mlflow(run, result, out: Path) -> None:
+    """The report and the pass/fail counts, so the MLflow UI shows why a pipeline stopped."""
+    import mlflow
+
+    mlflow.log_metrics({"validation.success": float(result.success),
+                        "validation.failures": float(len(result.failures))})
+    for name in ("report.html", "report.md", "summary.json"):
+        if (out / name).exists():
+            mlflow.log_artifact(str(out / name), artifact_path="validation")
