@@ -24,7 +24,9 @@ def mlflow_store():
     import mlflow
 
     uri = os.environ["MLFLOW_TRACKING_URI"]
-    assert uri.startswith("sqlite:///") and "/work/main/mlruns" not in uri, uri
+    from components.common.env import PROJECT_ROOT
+
+    assert uri.startswith("sqlite:///") and str(PROJECT_ROOT / "mlruns") not in uri, uri
     mlflow.set_tracking_uri(uri)
     yield uri
     while mlflow.active_run() is not None:  # never leak a run into the next module
