@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from components.common.params import apply_overrides
 
 __all__ = ["TinyDataset", "TinyRun", "make_tiny_dataset", "tiny_params", "tiny_finetune",
-           "TINY_OVERRIDES"]
+           "shared_tiny_dataset", "shared_tiny_run", "TINY_OVERRIDES"]
 
 TINY_OVERRIDES: dict[str, Any] = {
     "model.pretrain_img_size": 64,        # 4x4-token windows, global blocks at 1 and 3
@@ -85,13 +85,34 @@ class TinyRun:
     result: Any           # components.train.finetune.FinetuneResult
 
 
-def tiny_finetune(tmp_dir: str | Path, **overrides: Any) -> TinyRun:
-    """Generate + validate a tiny dataset in ``tmp_dir`` and fine-tune on it (one epoch of
-    three iterations with validation): ``final/`` lands in ``tmp_dir/work/final``."""
+def tiny_finetune(tmp_dir: str | Path, dataset: TinyDataset | None = None,
+                  **overrides: Any) -> TinyRun:
+    """Fine-tune the tiny model (one epoch of three iterations, with validation) on
+    ``dataset`` (default: a new one in ``tmp_dir/ds``); ``final/`` is ``tmp_dir/work/final``."""
     from components.common.params import load_params
     from components.train.finetune import finetune
 
     tmp_dir = Path(tmp_dir)
-    ds = make_tiny_dataset(tmp_dir / "ds")
+    ds = dataset or make_tiny_dataset(tmp_dir / "ds")
     params = tiny_params(load_params(), ds.root, tmp_dir / "work", **overrides)
     return TinyRun(ds, params, finetune(params, validation_marker=ds.marker))
+
+
+# One dataset / run per test session and base folder, whichever test folder asks first
+# (pytest's session tmp root is the key), so tests/train and tests/evaluate train once.
+_DATASETS: dict[Path, TinyDataset] = {}
+_RUNS: dict[Path, TinyRun] = {}
+
+
+def shared_tiny_dataset(base: str | Path) -> TinyDataset:
+    key = Path(base).resolve()
+    if key not in _DATASETS:
+        _DATASETS[key] = make_tiny_dataset(key / "tiny-ds" / "ds")
+    return _DATASETS[key]
+
+
+def shared_tiny_run(base: str | Path) -> TinyRun:
+    key = Path(base).resolve()
+    if key not in _RUNS:
+        _RUNS[key] = tiny_finetune(key / "tiny-run", dataset=shared_tiny_dataset(key))
+    return _RUNS[key]

@@ -1,11 +1,11 @@
-"""A tiny fine-tuned model to evaluate (one per session)."""
+"""The tiny fine-tuned model to evaluate (shared with tests/train: trained once per session)."""
 from __future__ import annotations
 
 import pytest
 
-from components.train.testing import tiny_finetune
+from components.train.testing import shared_tiny_run
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    return tiny_finetune(tmp_path_factory.mktemp("eval-run"))
+    return shared_tiny_run(tmp_path_factory.getbasetemp())
