@@ -60,3 +60,15 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ValueError(f"override {text!r} must look like key.sub=value")
     key, raw = text.split("=", 1)
     return key.strip(), yaml.safe_load(raw)
+
+
+def load_params_or_exit(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> dict:
+    """CLI helper: ``--params PATH`` plus ``--set key=value`` strings -> params; a bad override
+    prints ``error: ...`` to stderr and exits with status 2 (a usage error)."""
+    import sys
+
+    try:
+        return load_params(path, dict(parse_override(s) for s in sets))
+    except (KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -27,13 +27,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(timings and largest difference)")
     args = parser.parse_args(argv)
 
-    from components.common.params import load_params, parse_override
+    from components.common.params import load_params_or_exit
 
-    try:
-        params = load_params(args.params, dict(parse_override(o) for o in args.overrides))
-    except (KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    params = load_params_or_exit(args.params, args.overrides)
     from components.evaluate.stage import evaluate
 
     try:

@@ -121,7 +121,8 @@ def plot_predictions(images: Sequence[tuple[str, np.ndarray, list[dict]]],
     n = max(1, len(images))
     cols = min(n, 4)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4.3 * rows), squeeze=False,
+                             layout="constrained")
     cmap = plt.get_cmap("tab20")
     for ax in axes.flat:
         ax.axis("off")
@@ -145,6 +146,5 @@ def plot_predictions(images: Sequence[tuple[str, np.ndarray, list[dict]]],
                     fontsize=7, color="white", va="bottom",
                     bbox=dict(facecolor=color, alpha=0.8, pad=1, lw=0))
         ax.set_title(f"{title}: {len(kept)} >= {score_threshold:g}", fontsize=8)
-    fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

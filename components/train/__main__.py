@@ -27,13 +27,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the resolved mmengine config and exit (no training)")
     args = parser.parse_args(argv)
 
-    from components.common.params import load_params, parse_override
+    from components.common.params import load_params_or_exit
 
-    try:
-        params = load_params(args.params, dict(parse_override(o) for o in args.overrides))
-    except (KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    params = load_params_or_exit(args.params, args.overrides)
     if args.print_config:
         from components.train.config import build_config
 

@@ -85,6 +85,7 @@ def test_refuses_unvalidated_data(tiny_ds, tmp_path):
     assert not (tmp_path / "work" / "final").exists()
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `scheduler.step\\(\\)`")  # skipped steps
 def test_nan_guard_fails_the_stage(tiny_ds, tmp_path):
     # a loss weight of NaN makes every loss non-finite from the first iteration on
     params = tiny_params(load_params(), tiny_ds.root, tmp_path / "work", finetune__nan_patience=2)
