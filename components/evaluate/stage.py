@@ -139,7 +139,8 @@ def evaluate(params: Mapping[str, Any], *, work_dir: str | Path | None = None,
         metrics.update(
             split=split, num_images=num_images, data_hash=data_hash, content_hash=content,
             model_config=_rel(final / "config.py"), model_weights=_rel(final / "model.safetensors"),
-            finetune_run_id=meta.get("finetune_run_id"), eval_seconds=round(eval_seconds, 3))
+            finetune_run_id=meta.get("finetune_run_id"), evaluate_run_id=run.info.run_id,
+            eval_seconds=round(eval_seconds, 3))
 
         log_rows = []
         log_path = final / "train_log.jsonl"

@@ -9,8 +9,12 @@ params -> config:
   data.out                        data_root of every dataset; COCO classes -> num_classes
   model.size / patch_size /
     pretrain_img_size / attention
-    / drop_path / checkpoint      model.backbone (PlainViT); neck/FPN in_channels = embed dim
+    / drop_path / checkpoint /
+    activation_checkpointing /
+    attn_impl                     model.backbone (PlainViT); neck/FPN in_channels = embed dim
   model.heads                     head variant (HEAD_VARIANTS: 'paper' | 'classic')
+  model.adapter                   ViT -> FPN adapter (ADAPTER_LAYOUTS: 'multiscale' | 'simple'
+                                    | 'single' = no FPN, the paper's Table 2 ablation)
   model.fpn_channels              FPN / RPN / RoI head width
   model.cfg_options               expert escape hatch: dotted mmengine keys merged last
   finetune.img_size, lsj_scale    LSJ RandomResize / RandomCrop / Pad, test Resize / Pad
@@ -37,7 +41,7 @@ from components.data import layout
 from components.models.sizes import get_size
 from components.train.schedule import Schedule, lr_schedulers, make_schedule
 
-__all__ = ["CONFIG_DIR", "VIT_CONFIG", "HEAD_VARIANTS", "build_config", "resolve_path",
+__all__ = ["CONFIG_DIR", "VIT_CONFIG", "HEAD_VARIANTS", "ADAPTER_LAYOUTS", "build_config", "resolve_path",
            "coco_classes", "count_train_images", "dataset_cfg", "schedule_of", "find_transform"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -118,6 +122,36 @@ HEAD_VARIANTS: dict[str, Callable[[ConfigDict], None]] = {
 }
 
 
+def _pyramid(model: ConfigDict, mode: str) -> None:
+    """Adapter modes that feed the FPN four scales (strides 4-32, + P6 by max-pool)."""
+    model.neck[0].mode = mode
+
+
+def _single_scale(model: ConfigDict) -> None:
+    """No feature pyramid (paper Table 2, "no FPN"): the last block's stride-16 map only.
+
+    The FPN keeps one level (a 1x1 lateral + 3x3 output conv, so the heads' width and norms stay
+    as in the FPN variants); the RPN gets five anchor scales on that level, 32-512 px like the
+    five FPN levels' 8 x stride, and both RoI extractors read stride 16. Everything else equal.
+    """
+    model.neck[0].mode = "single"
+    fpn = model.neck[-1]
+    fpn.in_channels = fpn.in_channels[:1]
+    fpn.num_outs = 1
+    anchors = model.rpn_head.anchor_generator
+    anchors.strides = [16]
+    anchors.scales = [2, 4, 8, 16, 32]
+    for name in ("bbox_roi_extractor", "mask_roi_extractor"):
+        model.roi_head[name].featmap_strides = [16]
+
+
+ADAPTER_LAYOUTS: dict[str, Callable[[ConfigDict], None]] = {
+    "multiscale": lambda model: _pyramid(model, "multiscale"),
+    "simple": lambda model: _pyramid(model, "simple"),
+    "single": _single_scale,
+}
+
+
 def _set_width(model: ConfigDict, width: int) -> None:
     """FPN output width, and everything that consumes it; the box head's fc is 4x as wide
     (1024 at the paper's 256)."""
@@ -163,11 +197,17 @@ def build_config(params: Mapping[str, Any], *, work_dir: Path | str | None = Non
     bb.pretrain_img_size = int(m["pretrain_img_size"])
     bb.attention = m["attention"]
     bb.drop_path_rate = float(m["drop_path"])
+    bb.with_cp = bool(m.get("activation_checkpointing", False))
+    bb.attn_impl = str(m.get("attn_impl", "fused"))
     bb.pretrained = str(resolve_path(m["checkpoint"])) if m.get("checkpoint") else None
     heads = m.get("heads", "paper")
     if heads not in HEAD_VARIANTS:
         raise ValueError(f"model.heads must be one of {sorted(HEAD_VARIANTS)}, got {heads!r}")
     HEAD_VARIANTS[heads](model)
+    adapter = m.get("adapter", "multiscale")
+    if adapter not in ADAPTER_LAYOUTS:
+        raise ValueError(f"model.adapter must be one of {sorted(ADAPTER_LAYOUTS)}, got {adapter!r}")
+    ADAPTER_LAYOUTS[adapter](model)
     _set_width(model, int(m.get("fpn_channels", 256)))
     model.train_cfg.rcnn.sampler.num = int(m.get("roi_samples", 512))
     model.roi_head.bbox_head.num_classes = len(classes)

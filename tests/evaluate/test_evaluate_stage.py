@@ -17,7 +17,7 @@ EXPECTED_KEYS = {
     "bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s", "bbox_mAP_m", "bbox_mAP_l",
     "segm_mAP", "segm_mAP_50", "segm_mAP_75", "segm_mAP_s", "segm_mAP_m", "segm_mAP_l",
     "split", "num_images", "data_hash", "content_hash", "model_config", "model_weights",
-    "finetune_run_id", "eval_seconds",
+    "finetune_run_id", "evaluate_run_id", "eval_seconds",
 }
 
 
@@ -36,6 +36,8 @@ def test_metrics_json(evaluated):
     assert on_disk["split"] == "test" and on_disk["num_images"] == 3
     assert on_disk["content_hash"] == run.dataset.content_hash
     assert on_disk["finetune_run_id"] == run.result.meta["finetune_run_id"]
+    evaluate_run = mlflow.get_run(on_disk["evaluate_run_id"])
+    assert evaluate_run.info.run_name == "evaluate" and evaluate_run.info.status == "FINISHED"
     assert on_disk["model_weights"].endswith("final/model.safetensors")
     for key in METRIC_KEYS:
         assert -1.0 <= on_disk[key] <= 1.0

@@ -8,7 +8,7 @@ import pytest
 
 from components.common.params import load_params
 from components.data import layout
-from components.train.config import (HEAD_VARIANTS, build_config, count_train_images,
+from components.train.config import (ADAPTER_LAYOUTS, HEAD_VARIANTS, build_config, count_train_images,
                                      find_transform)
 from components.train.schedule import make_schedule
 from components.train.testing import tiny_params
@@ -26,7 +26,7 @@ def test_values_reach_config(params, tiny_ds, tmp_path):
                     finetune__batch_size=3, finetune__epochs=5, finetune__val_interval=2,
                     finetune__checkpoint_interval=2, finetune__nan_patience=4,
                     finetune__layer_decay=0.7, model__drop_path=0.2, model__attention="windowed",
-                    seed=7)
+                    model__activation_checkpointing=True, model__attn_impl="naive", seed=7)
     cfg = build_config(p)
     opt = cfg.optim_wrapper
     assert opt.optimizer.lr == 3e-4 and opt.optimizer.betas == (0.8, 0.95)
@@ -48,6 +48,7 @@ def test_values_reach_config(params, tiny_ds, tmp_path):
     assert cfg.randomness.seed == 7
     bb = cfg.model.backbone
     assert bb.type == "PlainViT" and bb.drop_path_rate == 0.2 and bb.attention == "windowed"
+    assert bb.with_cp is True and bb.attn_impl == "naive"
     assert bb.embed_dim == 64  # model.cfg_options, and the neck follows it
     assert cfg.model.neck[0].in_channels == 64 and cfg.model.neck[1].in_channels == [64] * 4
     assert cfg.model.neck[1].out_channels == cfg.model.rpn_head.in_channels == 32
@@ -114,3 +115,33 @@ def test_head_variants_build(params, variant):
 def test_unknown_head_variant(params):
     with pytest.raises(ValueError, match="model.heads"):
         build_config(dict(params, model=dict(params["model"], heads="fancy")))
+
+
+@pytest.mark.parametrize("layout_name", sorted(ADAPTER_LAYOUTS))
+def test_adapter_layouts_train_a_step(params, layout_name):
+    """Table 2 variants: each builds, its pyramid has the right strides, and a loss step runs
+    end to end on real data (anchors and RoI extractors agree with the feature maps)."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+
+    init_default_scope("mmdet")
+    cfg = build_config(dict(params, model=dict(params["model"], adapter=layout_name)))
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    strides = {"single": [16]}.get(layout_name, [4, 8, 16, 32])
+    assert list(model.neck[0].strides) == strides
+    assert cfg.model.roi_head.bbox_roi_extractor.featmap_strides == strides
+    batch = next(iter(Runner.build_dataloader(cfg.train_dataloader)))
+    data = model.data_preprocessor(batch, True)
+    feats = model.extract_feat(data["inputs"])
+    assert len(feats) == (1 if layout_name == "single" else 5)
+    losses, _ = model.parse_losses(model(**data, mode="loss"))
+    assert torch.isfinite(losses)
+    losses.backward()
+
+
+def test_unknown_adapter_layout(params):
+    with pytest.raises(ValueError, match="model.adapter"):
+        build_config(dict(params, model=dict(params["model"], adapter="fancy")))
