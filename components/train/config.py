@@ -17,7 +17,7 @@ params -> config:
                                     | 'single' = no FPN, the paper's Table 2 ablation)
   model.fpn_channels              FPN / RPN / RoI head width
   model.cfg_options               expert escape hatch: dotted mmengine keys merged last
-  finetune.img_size, lsj_scale    LSJ RandomResize / RandomCrop / Pad, test Resize / Pad
+  finetune.img_size, lsj_scale    LSJ RandomResize / RandomCrop / Pad, test Resize
   finetune.batch_size/num_workers dataloaders
   finetune.lr/weight_decay/betas  AdamW;  finetune.layer_decay -> layer-wise lr decay
   finetune.epochs/warmup_epochs   train loop + lr schedule (components.train.schedule)
@@ -221,7 +221,6 @@ def build_config(params: Mapping[str, Any], *, work_dir: Path | str | None = Non
     find_transform(train_pipe, "Pad").update(size=(img, img))
     test_pipe = cfg.val_dataloader.dataset.pipeline
     find_transform(test_pipe, "Resize").update(scale=(img, img))
-    find_transform(test_pipe, "Pad").update(size=(img, img))
     cfg.train_pipeline, cfg.test_pipeline = train_pipe, test_pipe
 
     bs, workers = int(ft["batch_size"]), int(ft["num_workers"])

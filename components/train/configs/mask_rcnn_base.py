@@ -133,10 +133,12 @@ train_pipeline = [
 ]
 # No LoadAnnotations at test time: CocoMetric reads ground truth from the ann_file, and
 # mmdet.apis.inference_detector reuses this pipeline on bare images.
+# No Pad transform either: mmdet's Pad overwrites `img_shape` with the padded shape, so boxes
+# predicted in the padding of a non-square image survive clipping and crash mask pasting. The
+# data preprocessor pads the batch (pad_size_divisor) and keeps `img_shape` the valid region.
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(IMG, IMG), keep_ratio=True),
-    dict(type='Pad', size=(IMG, IMG), pad_val=PAD),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]

@@ -1,0 +1,139 @@
+"""The registry of paper experiments: adding one is one module + one registration.
+
+An experiment module registers a *variant factory* that turns its ``experiments.<name>`` params
+section into the list of variants to compare::
+
+    @register_experiment("fpn", title="...", paper="Table 2", defaults={"variants": [...]},
+                         columns=(Column("bbox_mAP", "APbox"), ...))
+    def variants(section: dict, params: Mapping) -> list[Variant]: ...
+
+The contract a registered experiment satisfies (the runner and the report rely on nothing else):
+
+* ``variants(section, params)``: ``section`` is ``defaults`` updated with
+  ``params["experiments"][name]``; ``params`` is the full base params dict (read-only). Each
+  :class:`Variant` has a unique ``name`` (used in folders: letters, digits, ``._-``), dotted
+  ``overrides`` of params.yaml keys, and optional ``labels`` (values the report groups by, e.g.
+  transfer's ``init``/``epochs``). Raise ``ValueError`` for a bad section (a usage error).
+* optional ``check(variant, params)``: raise :class:`VariantError` when a variant cannot run
+  (missing input files...). Called before the variant's process starts and again inside it;
+  the message is what the report shows, so name the command that fixes it.
+* optional ``describe(variant, params) -> dict``: extra facts recorded in the variant's
+  ``result.json`` under ``"inputs"`` (transfer: what the backbone was pretrained on).
+* optional ``report(ctx) -> str``: extra Markdown for ``report.md``; may write PNGs into
+  ``ctx.out`` (see :class:`components.experiments.report.ReportContext`).
+* ``columns``: the summary keys of the main table (mean +- spread per variant);
+  ``charts``: bar charts (``ap.png`` with APbox/APmask is always drawn).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+if TYPE_CHECKING:  # pragma: no cover
+    from components.experiments.report import ReportContext
+
+__all__ = ["Variant", "Column", "BarChart", "ExperimentSpec", "VariantError", "EXPERIMENTS",
+           "PAPER", "register_experiment", "get_experiment"]
+
+PAPER = ('Li, Xie, Lin, Cubuk, He, Girshick: "Benchmarking Detection Transfer Learning with '
+         'Vision Transformers", arXiv 2111.11429')
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+class VariantError(RuntimeError):
+    """A variant cannot run (e.g. a pretrained backbone it needs does not exist)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One configuration under comparison (repeated over seeds by the runner)."""
+
+    name: str
+    overrides: dict[str, Any]
+    labels: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the report's main table: ``key`` of a result's ``summary``."""
+
+    key: str
+    label: str
+    fmt: str = ".4f"
+
+
+@dataclass(frozen=True)
+class BarChart:
+    """A bar chart (one bar group per variant, one bar per key, error bars = spread)."""
+
+    file: str
+    title: str
+    keys: tuple[str, ...]
+    ylabel: str
+
+
+AP_CHART = BarChart("ap.png", "test AP per variant", ("bbox_mAP", "segm_mAP"), "AP")
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A registered experiment (see the module docstring for the contract)."""
+
+    name: str
+    variants: Callable[[dict, Mapping[str, Any]], list[Variant]]
+    title: str
+    paper: str
+    description: str
+    columns: tuple[Column, ...]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    charts: tuple[BarChart, ...] = (AP_CHART,)
+    check: Callable[[Variant, Mapping[str, Any]], None] | None = None
+    describe: Callable[[Variant, Mapping[str, Any]], dict] | None = None
+    report: Callable[["ReportContext"], str] | None = None
+
+
+EXPERIMENTS: dict[str, ExperimentSpec] = {}
+
+
+def register_experiment(name: str, *, title: str, paper: str, columns: tuple[Column, ...],
+                        description: str = "", defaults: Mapping[str, Any] | None = None,
+                        charts: tuple[BarChart, ...] = (),
+                        check: Callable[[Variant, Mapping[str, Any]], None] | None = None,
+                        describe: Callable[[Variant, Mapping[str, Any]], dict] | None = None,
+                        report: Callable[["ReportContext"], str] | None = None
+                        ) -> Callable[[Callable], Callable]:
+    """Decorator registering a variant factory ``variants(section, params)`` under ``name``.
+
+    ``charts`` are drawn in addition to the APbox/APmask chart every experiment gets.
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"experiment name {name!r}: use letters, digits and ._-")
+
+    def wrap(factory: Callable) -> Callable:
+        if name in EXPERIMENTS and EXPERIMENTS[name].variants is not factory:
+            raise ValueError(f"experiment {name!r} is registered twice "
+                             f"({EXPERIMENTS[name].variants.__module__} and {factory.__module__})")
+        doc = (factory.__doc__ or "").strip()
+        EXPERIMENTS[name] = ExperimentSpec(
+            name, factory, title, paper, description or doc, tuple(columns),
+            dict(defaults or {}), (AP_CHART, *charts), check, describe, report)
+        return factory
+
+    return wrap
+
+
+def get_experiment(name: str) -> ExperimentSpec:
+    """Look an experiment up by name (importing :mod:`components.experiments` registers the
+    built-ins)."""
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        raise KeyError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)} "
+                       "(add a module under components/experiments/ and register it)") from None
+
+
+def check_variant_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError(f"variant name {name!r}: use letters, digits and ._- (it names a folder)")
+    return name
