@@ -7,12 +7,13 @@ of each stage: every task runs ``dvc repro --single-item <stage>``, the same com
 records lineage in dvc.lock. :data:`STAGES` is the order the flow expects; the run fails at once
 (and ``tests/flows/test_flow_stage_plan.py`` fails) when dvc.yaml's stages drift from it.
 
-Pretraining is the one optional step: dvc.yaml's ``pretrain_<method>`` stages (or
-``pretrain@<method>`` foreach items) run between validate and finetune only when asked for:
-the methods listed in ``params["pretrain"]["methods"]`` (if that key exists), the stage that
-writes ``model.checkpoint`` (the backbone fine-tuning loads), and whatever those depend on
-(BEiT's tokenizer). The default, ``model.checkpoint: ""`` and no methods list, is random init:
-no pretraining stage runs (``dvc repro`` instead runs every stage).
+Two steps are optional (:data:`OPTIONAL_STAGES`). Pretraining: dvc.yaml's ``pretrain_<method>``
+stages run between validate and finetune only when asked for: the methods listed in
+``params["pretrain"]["methods"]``, the stage that writes ``model.checkpoint`` (the backbone
+fine-tuning loads), and whatever those depend on (BEiT's tokenizer). Experiments: the
+``experiment_<name>`` stages (paper tables, ``components.experiments``) run after register when
+``params["experiments"]["run"]`` names them, e.g. ``overrides={"experiments.run": ["fpn"]}``.
+The defaults (``model.checkpoint: ""``, no lists) run neither (``dvc repro`` runs every stage).
 
 Parameters and isolation (why a git worktree):
   * ``params_path`` + ``overrides`` (dotted keys, e.g. ``{"finetune.epochs": 12}``). Without
@@ -62,8 +63,9 @@ from flows import tasks
 __all__ = ["STAGES", "OPTIONAL_STAGES", "pipeline", "main"]
 
 # The flow's stage list, checked against dvc.yaml on every run and by tests/flows.
-STAGES = ("prepare", "validate", "pretrain", "finetune", "evaluate", "register")
-OPTIONAL_STAGES = ("pretrain",)  # absent from dvc.yaml = random init
+STAGES = ("prepare", "validate", "pretrain", "finetune", "evaluate", "register", "experiment")
+# optional step -> the params list naming which of its stages run (none by default)
+OPTIONAL_STAGES = {"pretrain": "pretrain.methods", "experiment": "experiments.run"}
 
 
 @flow(name="pipeline", description="prepare -> validate -> finetune -> evaluate -> register, "

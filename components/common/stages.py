@@ -152,21 +152,32 @@ def _method(name: str, group: str) -> str:
     return name[len(group) + 1:] if name != group else group
 
 
-def stage_plan(graph: DvcGraph, order: Sequence[str], optional: Iterable[str] = (),
+def _listed(params: Mapping[str, Any], dotted: str) -> set[str]:
+    node: Any = params
+    for key in dotted.split("."):
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return {str(m) for m in (node or [])}
+
+
+def stage_plan(graph: DvcGraph, order: Sequence[str],
+               optional: Mapping[str, str] | Iterable[str] = (),
                params: Mapping[str, Any] | None = None) -> list[str]:
     """The dvc.yaml stages a run executes, in the driver's ``order`` of steps.
 
-    Every stage of a required step runs. An optional step (``pretrain``: its stages are named
-    ``pretrain``, ``pretrain@<method>`` or ``pretrain_<method>``) runs only the stages that
-    ``params["pretrain"]["methods"]`` lists, the stage whose outputs hold
-    ``params["model"]["checkpoint"]`` (the backbone fine-tuning loads), and whatever a planned
-    stage depends on in dvc.yaml. So the default ``checkpoint: ""`` with no methods list is
-    random init: no pretraining stage.
+    Every stage of a required step runs. An optional step's stages are named ``<step>``,
+    ``<step>@<member>`` or ``<step>_<member>``; ``optional`` maps each optional step to the
+    dotted params key that lists the members to run (a plain list of steps means
+    ``<step>.methods``). The flow's optional steps: ``pretrain`` (``pretrain.methods``, plus the
+    stage whose outputs hold ``params["model"]["checkpoint"]``, the backbone fine-tuning loads)
+    and ``experiment`` (``experiments.run``). Whatever a planned stage depends on in dvc.yaml
+    runs too. So the defaults (``checkpoint: ""``, no lists) run no optional stage.
 
     Raises :class:`StageDrift` when dvc.yaml has a stage no step claims, lacks a required
-    step, a listed method has no stage, or ``order`` puts a stage before one it depends on.
+    step, a listed member has no stage, or ``order`` puts a stage before one it depends on.
     """
-    order, optional, params = list(order), set(optional), params or {}
+    order, params = list(order), params or {}
+    optional = (dict(optional) if isinstance(optional, Mapping)
+                else {g: f"{g}.methods" for g in optional})
     groups = {n: _group(n, order) for n in graph.names}
     unknown = sorted(n for n, g in groups.items() if g is None)
     missing = [g for g in order if g not in optional and g not in groups.values()]
@@ -177,16 +188,19 @@ def stage_plan(graph: DvcGraph, order: Sequence[str], optional: Iterable[str] = 
             + (f"flow stages missing from dvc.yaml: {missing}. " if missing else "")
             + "Add the stage to both (dvc.yaml and the flow's STAGES in flows/pipeline.py).")
 
-    methods = {str(m) for m in ((params.get("pretrain") or {}).get("methods") or [])}
     checkpoint = str((params.get("model") or {}).get("checkpoint") or "")
     picked = {n: _method(n, g) for n, g in groups.items() if g in optional}
-    unlisted = methods - set(picked.values()) - {"random"}  # random init needs no stage
-    if unlisted:
-        raise StageDrift(f"params pretrain.methods lists {sorted(unlisted)} but dvc.yaml has no "
-                         f"stage for them (has: {sorted(picked)})")
     selected = {n for n, g in groups.items() if g not in optional}
-    selected |= {n for n, m in picked.items()
-                 if m in methods or (checkpoint and _same_path(checkpoint, graph.outs.get(n, [])))}
+    for group, key in optional.items():
+        listed = _listed(params, key)
+        have = {m for n, m in picked.items() if groups[n] == group}
+        unlisted = listed - have - ({"random"} if group == "pretrain" else set())
+        if unlisted:  # random init needs no stage
+            raise StageDrift(f"params {key} lists {sorted(unlisted)} but dvc.yaml has no "
+                             f"stage for them (has: {sorted(have)})")
+        selected |= {n for n, m in picked.items() if groups[n] == group and (
+            m in listed or (group == "pretrain" and checkpoint
+                            and _same_path(checkpoint, graph.outs.get(n, []))))}
     todo = list(selected)
     while todo:  # everything a selected stage depends on runs too (DVC's own rule)
         for dep in graph.upstream.get(todo.pop(), ()):

@@ -32,8 +32,10 @@ def test_every_dvc_yaml_stage_is_a_flow_stage(project_graph):
     assert {n.split("@")[0] for n in project_graph.names} == set(declared)
     methods = [n.split("@")[-1].removeprefix("pretrain_") for n in project_graph.names
                if n.startswith("pretrain")]
+    experiments = [n.split("@")[-1].removeprefix("experiment_") for n in project_graph.names
+                   if n.startswith("experiment")]
     everything = stage_plan(project_graph, STAGES, OPTIONAL_STAGES,
-                            {"pretrain": {"methods": methods}})
+                            {"pretrain": {"methods": methods}, "experiments": {"run": experiments}})
     assert sorted(everything) == sorted(project_graph.names)
 
 
@@ -111,3 +113,24 @@ def test_dvc_graph_expands_foreach_and_orders_by_dependency(tmp_path: Path):
         < graph.names.index("finetune")
     assert graph.upstream["finetune"] == {"prepare", "pretrain@mae"}
     assert graph.outs["pretrain@moco"] == ["pre/moco.pt"]
+
+
+EXPERIMENTS = [*LINEAR, "experiment_fpn", "experiment_transfer"]
+EXPERIMENTS_UP = {**LINEAR_UP, "experiment_fpn": {"validate"},
+                  "experiment_transfer": {"validate"}}
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({}, []),
+    ({"experiments": {"run": ["fpn"]}}, ["experiment_fpn"]),
+    ({"experiments": {"run": ["transfer", "fpn"]}}, ["experiment_fpn", "experiment_transfer"]),
+])
+def test_experiments_run_after_register_when_listed(params, expected):
+    plan = stage_plan(DvcGraph(EXPERIMENTS, EXPERIMENTS_UP), STAGES, OPTIONAL_STAGES, params)
+    assert plan == [*LINEAR, *expected]
+
+
+def test_unknown_experiment_is_drift():
+    with pytest.raises(StageDrift, match=r"experiments.run lists \['table9'\]"):
+        stage_plan(DvcGraph(EXPERIMENTS, EXPERIMENTS_UP), STAGES, OPTIONAL_STAGES,
+                   {"experiments": {"run": ["table9"]}})
