@@ -109,7 +109,7 @@ class PeakMemory:
         self.peak_mib = max(0.0, peak - self.baseline_mib)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"peak_train_mib": round(self.peak_mib, 2), "baseline_mib": round(self.baseline_mib, 2),
+        return {"peak_train_mem_mib": round(self.peak_mib, 2), "baseline_mib": round(self.baseline_mib, 2),
                 "method": self.method, "device": self.device}
 
 

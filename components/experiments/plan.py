@@ -34,7 +34,8 @@ from components.common.params import apply_overrides
 from components.experiments.registry import ExperimentSpec, Variant, check_variant_name
 
 __all__ = ["DEFAULTS", "UsageError", "Job", "settings", "section", "select_variants",
-           "variant_params", "job_dir", "plan", "resume_key", "file_sha256"]
+           "variant_params", "job_dir", "plan", "resume_key", "file_sha256", "checkpoint_sha256",
+           "expected_config_hash"]
 
 DEFAULTS: dict[str, Any] = {"out": "reports", "work_dir": "runs/experiments", "seeds": [0, 1],
                             "recipe": {}}

@@ -60,7 +60,8 @@ def bar_chart(summaries: Sequence[VariantSummary], chart: BarChart, path: Path,
         if len(panel) > 1:
             ax.legend(fontsize=8)
     fig.suptitle(chart.title + " (mean, error bars: std over seeds)", fontsize=10)
-    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.25, top=0.85, wspace=0.35)
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.25 if len(ok) > 4 else 0.12, top=0.85,
+                        wspace=0.35)
     fig.savefig(path)
     plt.close(fig)
     return path
@@ -71,15 +72,17 @@ def line_chart(series: dict[str, list[tuple[float, float, float]]], path: Path, 
     """One line per series of ``(x, mean, std)`` points, error bars = std."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    drawn = 0
+    drawn, xticks = 0, set()
     for name, points in series.items():
         points = sorted(points)
         if not points:
             continue
         xs, ys, es = zip(*points)
+        xticks.update(xs)
         ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
         drawn += 1
     if drawn:
+        ax.set_xticks(sorted(xticks))
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=8)

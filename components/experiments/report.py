@@ -182,7 +182,8 @@ def _render_md(spec: ExperimentSpec, ctx: ReportContext, *, recipe: dict, comman
              "A variant is aggregated only when all its seeds finished; failed variants show no "
              "numbers.", "",
              _main_table(spec, ctx.summaries), ""]
-    if note := _memory_note(ctx.results):
+    measured = {"peak_train_mem_mib", "train_iter_s", "infer_s_per_img"}
+    if {c.key for c in spec.columns} & measured and (note := _memory_note(ctx.results)):
         lines += [f"Peak training memory: {note}. Train iteration time: mean of mmengine's "
                   "logged windows (the first, warm-up window excluded). Inference: mean "
                   "`inference_detector` time per image at batch 1 after one warm-up image.", ""]

@@ -28,12 +28,11 @@ from components.common.atomic import write_json_atomic
 from components.experiments.plan import resume_key
 from components.experiments.registry import Variant, get_experiment
 
-__all__ = ["RESULT", "REQUEST", "RUN_TAGS_ENV", "write_request", "read_result", "run_request",
+__all__ = ["RESULT", "REQUEST", "write_request", "read_result", "run_request",
            "failed_result", "SUMMARY_METRICS"]
 
 RESULT = "result.json"
 REQUEST = "request.json"
-RUN_TAGS_ENV = "VITDET_RUN_TAGS"
 SUMMARY_METRICS = ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "segm_mAP", "segm_mAP_50",
                    "segm_mAP_75")
 
@@ -72,14 +71,13 @@ def failed_result(req: Mapping[str, Any], error: str, **extra: Any) -> dict:
 
 
 def _set_run_tags(req: Mapping[str, Any]) -> None:
-    tags = {}
-    if raw := os.environ.get(RUN_TAGS_ENV, "").strip():
-        tags.update(json.loads(raw))
+    """Tags for both stage runs of this job (read by ``stage_run``) and the pipeline id."""
+    from components.tracking.runs import PIPELINE_ENV, RUN_TAGS_ENV, env_run_tags
+
+    tags = env_run_tags()
     tags.update(experiment=req["experiment"], variant=req["variant"], seed=str(req["seed"]))
     os.environ[RUN_TAGS_ENV] = json.dumps(tags)
     if req.get("pipeline_id"):
-        from components.tracking.runs import PIPELINE_ENV
-
         os.environ[PIPELINE_ENV] = req["pipeline_id"]
 
 
@@ -172,11 +170,11 @@ def run_request(request: str | Path) -> int:
     folder = request.parent
     start, started_at = time.perf_counter(), _now()
     (folder / RESULT).unlink(missing_ok=True)
-    _set_run_tags(req)
     base = {"experiment": req["experiment"], "variant": req["variant"], "seed": int(req["seed"]),
             "labels": req.get("labels") or {}, "overrides": req.get("overrides") or {},
             "pipeline_id": req.get("pipeline_id"), "started_at": started_at}
     try:
+        _set_run_tags(req)
         body = _run(req, folder)
     except Exception as exc:  # noqa: BLE001 (recorded as a failed variant; the others go on)
         tb = traceback.format_exc()

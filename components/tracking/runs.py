@@ -63,11 +63,14 @@ __all__ = [
     "find_failed_run",
     "ensure_experiment",
     "flat_params",
+    "RUN_TAGS_ENV",
+    "env_run_tags",
 ]
 
 log = logging.getLogger(__name__)
 
 PIPELINE_ENV = "VITDET_PIPELINE_ID"
+RUN_TAGS_ENV = "VITDET_RUN_TAGS"  # JSON object of extra tags for every stage run (experiments)
 DEFAULT_EXPERIMENT = "vitdet-pipeline"
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9._:+-]{1,200}$")
 _BATCH = MAX_PARAMS_TAGS_PER_BATCH  # 100: MLflow's limit for params and tags per log_batch
@@ -234,6 +237,25 @@ def find_failed_run(stage: str, pipeline_id: str | None = None, *,
 
 
 # --------------------------------------------------------------------------- stage run
+def env_run_tags() -> dict[str, str]:
+    """Tags from ``$VITDET_RUN_TAGS`` (a JSON object of str -> str; empty/unset: none).
+
+    Why: a driver running stages in child processes (``components.experiments``) labels their
+    runs (``experiment``, ``variant``, ``seed``) without changing each stage's signature."""
+    raw = os.environ.get(RUN_TAGS_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        tags = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"${RUN_TAGS_ENV} is not valid JSON ({exc}): {raw[:200]!r}") from None
+    if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                             for k, v in tags.items()):
+        raise ValueError(f"${RUN_TAGS_ENV} must be a JSON object of string -> string, got "
+                         f"{raw[:200]!r}")
+    return tags
+
+
 def _peak_rss_mb() -> dict[str, float]:
     """Peak RSS of this process and of its largest child (KiB on Linux). The children figure
     counts pages shared with this process at fork (a forked DataLoader worker or even a
@@ -292,7 +314,8 @@ def stage_run(stage: str, params: Mapping[str, Any], *, experiment: str = DEFAUL
         stage: stage name (``prepare``, ``finetune``...): the nested run's name and ``stage`` tag.
         params: the FULL params dict the stage runs with (``load_params(...)``); logged flat.
         experiment: MLflow experiment (created with artifacts next to the sqlite store).
-        tags: extra tags, e.g. ``{"resumed_from": find_failed_run("finetune")}``.
+        tags: extra tags, e.g. ``{"resumed_from": find_failed_run("finetune")}``; they win
+            over the tags of ``$VITDET_RUN_TAGS`` (:func:`env_run_tags`), also applied.
 
     Yields the active run: ``mlflow.log_metric(...)`` inside the block logs to it. The parent
     is RUNNING while the block runs and FINISHED / FAILED / KILLED after it, as the stage.
@@ -307,6 +330,7 @@ def stage_run(stage: str, params: Mapping[str, Any], *, experiment: str = DEFAUL
             "thread; end it (mlflow.end_run()) before starting a stage"
         )
     start = time.perf_counter()
+    extra_tags = {**env_run_tags(), **{k: str(v) for k, v in (tags or {}).items()}}
     client = MlflowClient()
     exp_id = ensure_experiment(experiment, client)
     pipeline_id = current_pipeline_id(params)
@@ -315,7 +339,7 @@ def stage_run(stage: str, params: Mapping[str, Any], *, experiment: str = DEFAUL
     client.update_run(parent, status="RUNNING")
 
     run_tags = {**lineage_tags(), "pipeline_id": pipeline_id, "run_role": "stage", "stage": stage,
-                **{k: str(v) for k, v in (tags or {}).items()}}
+                **extra_tags}
     if truncated:
         run_tags["params.truncated"] = ", ".join(truncated)
     run = mlflow.start_run(experiment_id=exp_id, run_name=stage, parent_run_id=parent,
