@@ -8,10 +8,12 @@ exists)::
       work_dir: runs/experiments   # runs/experiments/<name>/<variant>-s<seed>/
       seeds: [0, 1]
       recipe: {}                   # dotted overrides for every variant of every experiment
-      <name>: {...}                # the experiment's own section (its registered defaults)
+      <name>: {...}                # the experiment's own section (its registered defaults;
+                                   # an optional ``recipe`` there applies to that experiment only)
 
 Override order for one job (later wins): params.yaml (+ CLI ``--set``) -> ``experiments.recipe``
--> the variant's overrides -> ``seed`` -> ``finetune.work_dir`` / ``evaluate.out`` (the job's
+-> ``experiments.<name>.recipe`` (one experiment's own, e.g. the image size at which windows are
+smaller than the token grid) -> the variant's overrides -> ``seed`` -> ``finetune.work_dir`` / ``evaluate.out`` (the job's
 folder). So a ``--set`` on a key the recipe also sets is overridden by the recipe: change the
 recipe itself (``--set 'experiments.recipe={finetune.epochs: 1}'``).
 
@@ -104,13 +106,18 @@ def job_dir(params: Mapping[str, Any], experiment: str, variant: str, seed: int)
 
 
 def variant_params(params: Mapping[str, Any], variant: Variant, seed: int,
-                   folder: str | Path) -> dict:
+                   folder: str | Path, *, experiment: str | None = None) -> dict:
     """The job's params (see the module docstring for the order)."""
     sets = settings(params)
     try:
         out = apply_overrides(dict(params), sets["recipe"])
     except KeyError as exc:
         raise UsageError(f"experiments.recipe: {exc.args[0]}") from None
+    own = dict((sets.get(experiment) or {}).get("recipe") or {}) if experiment else {}
+    try:
+        out = apply_overrides(out, own)
+    except KeyError as exc:
+        raise UsageError(f"experiments.{experiment}.recipe: {exc.args[0]}") from None
     try:
         out = apply_overrides(out, variant.overrides)
     except KeyError as exc:
@@ -133,7 +140,8 @@ def plan(spec: ExperimentSpec, params: Mapping[str, Any], *, seeds: list[int] | 
     for seed in seeds:
         for v in variants:
             folder = job_dir(params, spec.name, v.name, seed)
-            jobs.append(Job(spec.name, v, seed, variant_params(params, v, seed, folder), folder))
+            jobs.append(Job(spec.name, v, seed,
+                            variant_params(params, v, seed, folder, experiment=spec.name), folder))
     return jobs
 
 

@@ -38,6 +38,20 @@ def test_override_order_base_recipe_variant_seed_folder(params, tmp_path):
     assert base["finetune"]["epochs"] == 7           # the base is not modified
 
 
+def test_experiment_recipe_sits_between_shared_recipe_and_variant(params, tmp_path):
+    params["experiments"]["recipe"] = {"finetune.epochs": 3, "finetune.img_size": 128}
+    params["experiments"]["fpn"] = {"recipe": {"finetune.img_size": 256, "finetune.lr": 0.1}}
+    v = Variant("single", {"model.adapter": "single", "finetune.lr": 0.25})
+    out = variant_params(params, v, 0, tmp_path / "job", experiment="fpn")
+    assert out["finetune"]["epochs"] == 3 and out["finetune"]["img_size"] == 256
+    assert out["finetune"]["lr"] == 0.25
+    other = variant_params(params, v, 0, tmp_path / "job", experiment="attention")
+    assert other["finetune"]["img_size"] == 128
+    params["experiments"]["fpn"] = {"recipe": {"finetune.no_such_key": 1}}
+    with pytest.raises(UsageError, match="experiments.fpn.recipe"):
+        variant_params(params, v, 0, tmp_path / "job", experiment="fpn")
+
+
 def test_recipe_with_unknown_key_is_a_usage_error(params):
     params["experiments"]["recipe"] = {"finetune.epoch": 3}
     with pytest.raises(UsageError, match="experiments.recipe.*finetune.epoch"):
