@@ -9,7 +9,7 @@ exists)::
       seeds: [0, 1]
       recipe: {}                   # dotted overrides for every variant of every experiment
       <name>: {...}                # the experiment's own section (its registered defaults;
-                                   # an optional ``recipe`` there applies to that experiment only)
+                                   # optional ``recipe`` / ``seeds`` there apply to that experiment only)
 
 Override order for one job (later wins): params.yaml (+ CLI ``--set``) -> ``experiments.recipe``
 -> ``experiments.<name>.recipe`` (one experiment's own, e.g. the image size at which windows are
@@ -132,7 +132,8 @@ def plan(spec: ExperimentSpec, params: Mapping[str, Any], *, seeds: list[int] | 
          names: list[str] | None = None) -> list[Job]:
     """Every job of one invocation, seed-major (all variants at the first seed first, so a
     complete first comparison exists as early as possible)."""
-    seeds = [int(s) for s in (seeds if seeds else settings(params)["seeds"])]
+    seeds = [int(s) for s in (seeds or section(spec, params).get("seeds")
+                              or settings(params)["seeds"])]
     if not seeds:
         raise UsageError("no seeds: set experiments.seeds or pass --seeds")
     variants = select_variants(spec, params, names)

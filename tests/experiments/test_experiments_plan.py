@@ -133,3 +133,12 @@ def test_cli_bad_set_exits_2_and_list_shows_variants(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "fpn" in out and "global_checkpointing" in out and "mae-tiny-ep4" in out
+
+
+def test_experiment_seeds_override_the_shared_seeds(params):
+    spec = get_experiment("fpn")
+    params["experiments"]["fpn"] = {"variants": ["single"], "seeds": [5]}
+    assert [j.seed for j in plan(spec, params)] == [5]
+    assert [j.seed for j in plan(spec, params, seeds=[1, 2])] == [1, 2]   # --seeds wins
+    del params["experiments"]["fpn"]["seeds"]
+    assert [j.seed for j in plan(spec, params)] == [0, 1]
