@@ -24,6 +24,7 @@ params -> config:
   finetune.val_interval,
     checkpoint_interval,
     nan_patience                  loop / CheckpointHook / NonFiniteLossGuardHook
+  finetune.val_before_train       ValBeforeTrainHook (val AP of the initial model, epoch 0)
   seed                            randomness
 """
 from __future__ import annotations
@@ -253,6 +254,8 @@ def build_config(params: Mapping[str, Any], *, work_dir: Path | str | None = Non
         dict(type="NonFiniteLossGuardHook", patience=int(ft["nan_patience"])),
         dict(type="MLflowMetricsHook", interval=log_every),
     ]
+    if ft.get("val_before_train", True):  # epoch 0 of the val curve = AP before fine-tuning
+        cfg.custom_hooks.append(dict(type="ValBeforeTrainHook"))
     cfg.randomness = dict(seed=int(params["seed"]), deterministic=False)
     cfg.work_dir = str(resolve_path(work_dir or ft["work_dir"]))
     cfg.schedule = dict(vars(sched))  # recorded for meta.json / tests; ignored by mmengine

@@ -7,6 +7,8 @@
   ``train/iter_time``; ``val/bbox_mAP``, ``val/segm_mAP_50``, ... (mmdet's ``coco/`` prefix
   replaced by ``val/``). Train metrics use ``step = iteration``, val metrics ``step = epoch``.
   (mmengine's ``MLflowVisBackend`` is not used: it opens its own run.)
+- :class:`ValBeforeTrainHook`: scores the initialised detector on the val split before the first
+  iteration (epoch 0 of the val curve): the "AP before fine-tuning" every run reports.
 - :class:`NonFiniteLossGuardHook`: fails the run after ``patience`` consecutive NaN/inf losses.
 - :class:`RunStateHook`: after each checkpoint, records its SHA-256 in the work dir's
   ``run_state.json`` (the marker :mod:`components.train.resume` checks before trusting a file).
@@ -20,7 +22,8 @@ from typing import Any
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-__all__ = ["MLflowMetricsHook", "NonFiniteLossGuardHook", "RunStateHook", "NonFiniteLossError"]
+__all__ = ["MLflowMetricsHook", "ValBeforeTrainHook", "NonFiniteLossGuardHook", "RunStateHook",
+           "NonFiniteLossError"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -89,12 +92,16 @@ class MLflowMetricsHook(Hook):
         self._flush()
 
     def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
+        self.log_val(metrics, runner.epoch)
+
+    def log_val(self, metrics: dict | None, epoch: int) -> None:
+        """``val/*`` metrics at ``step = epoch`` (0 = before fine-tuning), sent at once."""
         if self._run_id is None or not metrics:
             return
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self._buffer.extend(Metric(_val_name(k), float(v), now, runner.epoch)
+        self._buffer.extend(Metric(_val_name(k), float(v), now, epoch)
                             for k, v in metrics.items() if isinstance(v, (int, float)))
         self._flush()
 
@@ -122,6 +129,42 @@ class MLflowMetricsHook(Hook):
             for op in self._pending[:-8]:
                 op.wait()
             self._pending = self._pending[-8:]
+
+
+@HOOKS.register_module()
+class ValBeforeTrainHook(Hook):
+    """Evaluate the detector as initialised (random init, or a pretrained backbone with fresh
+    heads) on the val split once, before the first iteration; skipped on resume.
+
+    Why: "did fine-tuning help?" needs the AP of the starting point. The metrics go where the
+    per-epoch ones go, as epoch 0: mmengine's json log (so ``train_log.jsonl`` and the
+    AP-per-epoch plot start at the initialisation) and MLflow ``val/*`` at step 0. It drives the
+    val loop's dataloader and evaluator itself instead of ``val_loop.run()``, so no checkpoint
+    hook ever saves the untrained model as the "best" one.
+    """
+
+    priority = "LOW"  # after weights are initialised / loaded (Runner.train does that first)
+
+    def before_train(self, runner) -> None:
+        import torch
+
+        loop = getattr(runner, "_val_loop", None)
+        if runner.iter > 0 or loop is None or isinstance(loop, dict):
+            return
+        model = runner.model
+        model.eval()
+        with torch.no_grad():
+            for batch in loop.dataloader:
+                loop.evaluator.process(data_samples=model.val_step(batch), data_batch=batch)
+        metrics = loop.evaluator.evaluate(len(loop.dataloader.dataset))
+        model.train()
+        shown = ", ".join(f"{k.split('/')[-1]} {v:.4f}" for k, v in metrics.items()
+                          if k.endswith(("bbox_mAP", "bbox_mAP_50", "segm_mAP")))
+        runner.logger.info(f"before fine-tuning (epoch 0 on val): {shown}")
+        runner.visualizer.add_scalars(metrics, step=0, file_path=f"{runner.timestamp}.json")
+        for hook in runner.hooks:
+            if isinstance(hook, MLflowMetricsHook):
+                hook.log_val(metrics, 0)
 
 
 @HOOKS.register_module()

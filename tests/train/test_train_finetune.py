@@ -36,7 +36,8 @@ def test_final_outputs(tiny_run):
     assert all(torch.equal(state[k], model_state[k]) for k in state)
     log = [json.loads(x) for x in (final / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r] == [1, 2, 3]
-    assert any("coco/bbox_mAP" in r for r in log)
+    # val AP of the initial model (epoch 0, ValBeforeTrainHook), then after epoch 1
+    assert [r["step"] for r in log if "coco/bbox_mAP" in r] == [0, 1]
 
 
 def test_mlflow_run(tiny_run):
@@ -49,6 +50,8 @@ def test_mlflow_run(tiny_run):
         assert key in m, key
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "train/loss")
     assert sorted(h.step for h in history) == [1, 2, 3]
+    val = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val/bbox_mAP")
+    assert sorted(h.step for h in val) == [0, 1]  # before fine-tuning, after epoch 1
     lrs = [h.value for h in sorted(mlflow.MlflowClient().get_metric_history(
         run.info.run_id, "train/lr"), key=lambda h: h.step)]
     assert lrs[0] < lrs[1]  # warm-up iteration 0 starts at 1e-3 x lr
