@@ -5,7 +5,7 @@
 then writes ``reports/fpn/`` (report.md, results.csv, results.json, PNGs).
 
 Built-in experiments (importing this package registers them): ``fpn`` (Table 2),
-``attention`` (Table 3), ``transfer`` (Table 1 + Figure 2). Adding one is one module with a
+``attention`` (Table 3), ``heads`` (Sec. 4 upgraded modules), ``transfer`` (Table 1 + Figure 2). Adding one is one module with a
 :func:`register_experiment` call (see :mod:`components.experiments.registry`) imported below.
 
 Public API: :func:`components.experiments.runner.run_experiment`,
@@ -14,7 +14,7 @@ Public API: :func:`components.experiments.runner.run_experiment`,
 from components.experiments.registry import (EXPERIMENTS, BarChart, Column, ExperimentSpec,
                                              Variant, VariantError, get_experiment,
                                              register_experiment)
-from components.experiments import attention, fpn, transfer  # noqa: F401,E402 (registration)
+from components.experiments import attention, fpn, heads, transfer  # noqa: F401,E402 (registration)
 
 __all__ = ["EXPERIMENTS", "BarChart", "Column", "ExperimentSpec", "Variant", "VariantError",
            "get_experiment", "register_experiment"]

@@ -12,7 +12,8 @@ params -> config:
     / drop_path / checkpoint /
     activation_checkpointing /
     attn_impl                     model.backbone (PlainViT); neck/FPN in_channels = embed dim
-  model.heads                     head variant (HEAD_VARIANTS: 'paper' | 'classic')
+  model.heads                     head upgrades: 'paper' | 'classic' | {fpn_norm, rpn_2conv,
+                                    box_4conv1fc, mask_norm: bool} (HEAD_UPGRADES)
   model.adapter                   ViT -> FPN adapter (ADAPTER_LAYOUTS: 'multiscale' | 'simple'
                                     | 'single' = no FPN, the paper's Table 2 ablation)
   model.fpn_channels              FPN / RPN / RoI head width
@@ -42,7 +43,8 @@ from components.data import layout
 from components.models.sizes import get_size
 from components.train.schedule import Schedule, lr_schedulers, make_schedule
 
-__all__ = ["CONFIG_DIR", "VIT_CONFIG", "HEAD_VARIANTS", "ADAPTER_LAYOUTS", "build_config", "resolve_path",
+__all__ = ["CONFIG_DIR", "VIT_CONFIG", "HEAD_VARIANTS", "HEAD_UPGRADES", "head_upgrades",
+           "ADAPTER_LAYOUTS", "build_config", "resolve_path",
            "coco_classes", "count_train_images", "dataset_cfg", "schedule_of", "find_transform"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -102,25 +104,46 @@ def dataset_cfg(cfg: Config, data_root: Path, split: str, classes: tuple[str, ..
 
 
 # --------------------------------------------------------------------------- head variants
-def _paper_heads(model: ConfigDict) -> None:
-    """Li et al. 2021 upgrades (already the base config): nothing to change."""
+# The paper's "upgraded modules" (Li et al. 2021, Sec. 4), each switchable on its own:
+HEAD_UPGRADES = ("fpn_norm", "rpn_2conv", "box_4conv1fc", "mask_norm")
 
 
-def _classic_heads(model: ConfigDict) -> None:
-    """2017 Mask R-CNN heads: 1-conv RPN, 2-fc box head, no norm in FPN / heads."""
-    model.neck[-1].pop("norm_cfg", None)
-    model.rpn_head.num_convs = 1
-    bbox = model.roi_head.bbox_head
-    bbox.type = "Shared2FCBBoxHead"
-    for key in ("conv_out_channels", "norm_cfg"):
-        bbox.pop(key, None)
-    model.roi_head.mask_head.pop("norm_cfg", None)
+def _apply_head_upgrades(model: ConfigDict, upgrades: Mapping[str, bool]) -> None:
+    """The base config has every upgrade on; switch off the ones set to False (2017 form)."""
+    if not upgrades.get("fpn_norm", True):       # BN after the FPN convs
+        model.neck[-1].pop("norm_cfg", None)
+    if not upgrades.get("rpn_2conv", True):      # 2 shared convs in the RPN head -> 1
+        model.rpn_head.num_convs = 1
+    if not upgrades.get("box_4conv1fc", True):   # 4 conv (BN) + 1 fc box head -> 2 fc
+        bbox = model.roi_head.bbox_head
+        bbox.type = "Shared2FCBBoxHead"
+        for key in ("conv_out_channels", "norm_cfg"):
+            bbox.pop(key, None)
+    if not upgrades.get("mask_norm", True):      # BN in the mask head's convs
+        model.roi_head.mask_head.pop("norm_cfg", None)
 
 
-HEAD_VARIANTS: dict[str, Callable[[ConfigDict], None]] = {
-    "paper": _paper_heads,
-    "classic": _classic_heads,
+HEAD_VARIANTS: dict[str, dict[str, bool]] = {
+    "paper": {k: True for k in HEAD_UPGRADES},     # Li et al. 2021 upgrades
+    "classic": {k: False for k in HEAD_UPGRADES},  # 2017 Mask R-CNN heads
 }
+
+
+def head_upgrades(value: Any) -> dict[str, bool]:
+    """``model.heads``: a preset name (HEAD_VARIANTS) or a mapping of HEAD_UPGRADES -> bool
+    (missing switches stay on), e.g. ``{box_4conv1fc: false}``."""
+    if isinstance(value, str):
+        if value not in HEAD_VARIANTS:
+            raise ValueError(f"model.heads must be one of {sorted(HEAD_VARIANTS)} or a mapping "
+                             f"of {list(HEAD_UPGRADES)} to true/false, got {value!r}")
+        return dict(HEAD_VARIANTS[value])
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(HEAD_UPGRADES))
+        if unknown:
+            raise ValueError(f"model.heads: unknown switches {unknown}; known: "
+                             f"{list(HEAD_UPGRADES)}")
+        return {k: bool(value.get(k, True)) for k in HEAD_UPGRADES}
+    raise ValueError(f"model.heads must be a preset name or a mapping, got {value!r}")
 
 
 def _pyramid(model: ConfigDict, mode: str) -> None:
@@ -201,10 +224,7 @@ def build_config(params: Mapping[str, Any], *, work_dir: Path | str | None = Non
     bb.with_cp = bool(m.get("activation_checkpointing", False))
     bb.attn_impl = str(m.get("attn_impl", "fused"))
     bb.pretrained = str(resolve_path(m["checkpoint"])) if m.get("checkpoint") else None
-    heads = m.get("heads", "paper")
-    if heads not in HEAD_VARIANTS:
-        raise ValueError(f"model.heads must be one of {sorted(HEAD_VARIANTS)}, got {heads!r}")
-    HEAD_VARIANTS[heads](model)
+    _apply_head_upgrades(model, head_upgrades(m.get("heads", "paper")))
     adapter = m.get("adapter", "multiscale")
     if adapter not in ADAPTER_LAYOUTS:
         raise ValueError(f"model.adapter must be one of {sorted(ADAPTER_LAYOUTS)}, got {adapter!r}")

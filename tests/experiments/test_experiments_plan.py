@@ -117,8 +117,8 @@ def test_transfer_check_names_the_pretraining_command(params, tmp_path):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["run", "nope"], "known: ['attention', 'fpn', 'transfer']"),
-    (["report", "nope"], "known: ['attention', 'fpn', 'transfer']"),
+    (["run", "nope"], "known: ['attention', 'fpn', 'heads', 'transfer']"),
+    (["report", "nope"], "known: ['attention', 'fpn', 'heads', 'transfer']"),
     (["run", "fpn", "--variants", "nope"], "known: ['multiscale', 'simple', 'single']"),
 ])
 def test_cli_usage_errors_exit_2(argv, needle, capsys):
@@ -142,3 +142,20 @@ def test_experiment_seeds_override_the_shared_seeds(params):
     assert [j.seed for j in plan(spec, params, seeds=[1, 2])] == [1, 2]   # --seeds wins
     del params["experiments"]["fpn"]["seeds"]
     assert [j.seed for j in plan(spec, params)] == [0, 1]
+
+
+def test_heads_variants_switch_one_upgrade_each(params, tmp_path):
+    from components.train.config import build_config, head_upgrades
+
+    spec = get_experiment("heads")
+    params["experiments"]["heads"] = {"variants": ["paper", "classic", "no_box_4conv1fc"],
+                                      "seeds": [0]}
+    jobs = {j.variant.name: j for j in plan(spec, params)}
+    assert head_upgrades(jobs["paper"].params["model"]["heads"]) == dict.fromkeys(
+        ("fpn_norm", "rpn_2conv", "box_4conv1fc", "mask_norm"), True)
+    assert not any(head_upgrades(jobs["classic"].params["model"]["heads"]).values())
+    one = head_upgrades(jobs["no_box_4conv1fc"].params["model"]["heads"])
+    assert one == {"fpn_norm": True, "rpn_2conv": True, "box_4conv1fc": False, "mask_norm": True}
+    params["experiments"]["heads"]["variants"] = ["bigger"]
+    with pytest.raises(UsageError, match="known"):
+        plan(spec, params)

@@ -115,6 +115,22 @@ def test_head_variants_build(params, variant):
 def test_unknown_head_variant(params):
     with pytest.raises(ValueError, match="model.heads"):
         build_config(dict(params, model=dict(params["model"], heads="fancy")))
+    with pytest.raises(ValueError, match="unknown switches"):
+        build_config(dict(params, model=dict(params["model"], heads={"box_8conv": True})))
+
+
+@pytest.mark.parametrize("switch", ["fpn_norm", "rpn_2conv", "box_4conv1fc", "mask_norm"])
+def test_each_head_upgrade_switches_alone(params, switch):
+    """Turning one upgrade off changes its module only (the paper's per-module comparison)."""
+    def parts(heads):
+        m = build_config(dict(params, model=dict(params["model"], heads=heads))).model
+        return {"fpn_norm": "norm_cfg" in m.neck[-1], "rpn_2conv": m.rpn_head.num_convs == 2,
+                "box_4conv1fc": m.roi_head.bbox_head.type == "Shared4Conv1FCBBoxHead",
+                "mask_norm": "norm_cfg" in m.roi_head.mask_head}
+
+    assert all(parts("paper").values()) and not any(parts("classic").values())
+    got = parts({switch: False})
+    assert got == {k: k != switch for k in got}
 
 
 @pytest.mark.parametrize("layout_name", sorted(ADAPTER_LAYOUTS))
