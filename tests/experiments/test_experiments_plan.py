@@ -132,7 +132,8 @@ def test_cli_bad_set_exits_2_and_list_shows_variants(capsys):
     assert exc.value.code == 2
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "fpn" in out and "global_checkpointing" in out and "mae-tiny-ep4" in out
+    longest = max(load_params()["experiments"]["transfer"]["epochs"])
+    assert "fpn" in out and "global_checkpointing" in out and f"mae-tiny-ep{longest}" in out
 
 
 def test_experiment_seeds_override_the_shared_seeds(params):
