@@ -25,6 +25,7 @@ VARIANTS: dict[str, Any] = {
     description=__doc__.split("\n\n", 1)[1],
     defaults={"variants": ["paper", "classic"]},
     columns=(Column("bbox_mAP", "APbox"), Column("segm_mAP", "APmask"),
+             Column("bbox_mAP_50", "APbox50"),
              Column("train_iter_s", "train iter (s)", ".3f")))
 def variants(section: dict, params: Mapping[str, Any]) -> list[Variant]:
     """One variant per entry of ``experiments.heads.variants``."""

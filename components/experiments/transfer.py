@@ -135,7 +135,8 @@ def report(ctx: "ReportContext") -> str:
     "transfer", title="backbone initialisation x fine-tuning schedule", paper="Table 1 and Figure 2",
     description=__doc__.split("\n\n", 1)[1],
     defaults={"inits": list(INITS), "sizes": ["tiny"], "epochs": [2, 4]},
-    columns=(Column("bbox_mAP", "APbox"), Column("segm_mAP", "APmask")),
+    columns=(Column("bbox_mAP", "APbox"), Column("segm_mAP", "APmask"),
+             Column("bbox_mAP_50", "APbox50")),
     check=check, describe=describe, report=report)
 def variants(section: dict, params: Mapping[str, Any]) -> list[Variant]:
     """``<init>-<size>-ep<epochs>`` for every init x size x schedule length."""
