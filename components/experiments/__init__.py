@@ -5,7 +5,8 @@
 then writes ``reports/fpn/`` (report.md, results.csv, results.json, PNGs).
 
 Built-in experiments (importing this package registers them): ``fpn`` (Table 2),
-``attention`` (Table 3), ``heads`` (Sec. 4 upgraded modules), ``transfer`` (Table 1 + Figure 2). Adding one is one module with a
+``attention`` (Table 3), ``heads`` (Sec. 4 upgraded modules), ``transfer`` (Table 1 +
+Figure 2). Adding one is one module with a
 :func:`register_experiment` call (see :mod:`components.experiments.registry`) imported below.
 
 Public API: :func:`components.experiments.runner.run_experiment`,

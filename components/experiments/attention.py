@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from components.experiments.registry import BarChart, Column, Variant, register_experiment
+from components.experiments.registry import (BarChart, Column, Variant, pick_variants,
+                                             register_experiment)
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "windowed": {"model.attention": "windowed", "model.activation_checkpointing": False},
@@ -31,10 +32,5 @@ VARIANTS: dict[str, dict[str, Any]] = {
                      ("train_iter_s", "infer_s_per_img"), "seconds")))
 def variants(section: dict, params: Mapping[str, Any]) -> list[Variant]:
     """One variant per entry of ``experiments.attention.variants``."""
-    out = []
-    for name in section["variants"]:
-        if name not in VARIANTS:
-            raise ValueError(f"experiments.attention.variants: unknown {name!r}; "
-                             f"known: {list(VARIANTS)}")
-        out.append(Variant(name, dict(VARIANTS[name])))
-    return out
+    return pick_variants("attention", section["variants"], VARIANTS,
+                         lambda name, overrides: Variant(name, dict(overrides)))

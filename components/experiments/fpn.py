@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from components.experiments.registry import Column, Variant, register_experiment
+from components.experiments.registry import Column, Variant, pick_variants, register_experiment
 
 ADAPTERS = {
     "multiscale": "multi-scale FPN from blocks d/4, d/2, 3d/4, d",
@@ -26,9 +26,6 @@ ADAPTERS = {
              Column("bbox_mAP_50", "APbox50"), Column("segm_mAP_50", "APmask50")))
 def variants(section: dict, params: Mapping[str, Any]) -> list[Variant]:
     """One variant per ``model.adapter`` layout listed in ``experiments.fpn.variants``."""
-    out = []
-    for name in section["variants"]:
-        if name not in ADAPTERS:
-            raise ValueError(f"experiments.fpn.variants: unknown {name!r}; known: {list(ADAPTERS)}")
-        out.append(Variant(name, {"model.adapter": name}, {"adapter": ADAPTERS[name]}))
-    return out
+    return pick_variants(
+        "fpn", section["variants"], ADAPTERS,
+        lambda name, what: Variant(name, {"model.adapter": name}, {"adapter": what}))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from components.experiments.registry import Column, Variant, register_experiment
+from components.experiments.registry import Column, Variant, pick_variants, register_experiment
 from components.train.config import HEAD_UPGRADES
 
 VARIANTS: dict[str, Any] = {
@@ -29,10 +29,5 @@ VARIANTS: dict[str, Any] = {
              Column("train_iter_s", "train iter (s)", ".3f")))
 def variants(section: dict, params: Mapping[str, Any]) -> list[Variant]:
     """One variant per entry of ``experiments.heads.variants``."""
-    out = []
-    for name in section["variants"]:
-        if name not in VARIANTS:
-            raise ValueError(f"experiments.heads.variants: unknown {name!r}; "
-                             f"known: {list(VARIANTS)}")
-        out.append(Variant(name, {"model.heads": VARIANTS[name]}))
-    return out
+    return pick_variants("heads", section["variants"], VARIANTS,
+                         lambda name, heads: Variant(name, {"model.heads": heads}))

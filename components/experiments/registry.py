@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from components.experiments.report import ReportContext
 
 __all__ = ["Variant", "Column", "BarChart", "ExperimentSpec", "VariantError", "EXPERIMENTS",
-           "PAPER", "register_experiment", "get_experiment"]
+           "PAPER", "register_experiment", "get_experiment", "pick_variants"]
 
 PAPER = ('Li, Xie, Lin, Cubuk, He, Girshick: "Benchmarking Detection Transfer Learning with '
          'Vision Transformers", arXiv 2111.11429')
@@ -137,3 +137,16 @@ def check_variant_name(name: str) -> str:
     if not _NAME.match(name):
         raise ValueError(f"variant name {name!r}: use letters, digits and ._- (it names a folder)")
     return name
+
+
+def pick_variants(experiment: str, names: list[str], table: Mapping[str, Any],
+                  make: Callable[[str, Any], Variant]) -> list[Variant]:
+    """``make(name, table[name])`` for each name of ``experiments.<experiment>.variants``; an
+    unknown name is a ValueError listing the known ones (the runner turns it into exit 2)."""
+    out = []
+    for name in names:
+        if name not in table:
+            raise ValueError(f"experiments.{experiment}.variants: unknown {name!r}; "
+                             f"known: {list(table)}")
+        out.append(make(name, table[name]))
+    return out
