@@ -31,3 +31,13 @@ def defaults(root: Path = PROJECT_ROOT) -> dict[str, str]:
 def apply_defaults(root: Path = PROJECT_ROOT) -> None:
     for key, value in defaults(root).items():
         os.environ.setdefault(key, value)
+
+
+def project_relative(path: str | Path) -> str:
+    """``path`` relative to the project root when it lies inside it (records such as metrics.json
+    and meta.json stay valid in any clone), else absolute."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return str(path)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from components.common.atomic import atomic_dir
-from components.common.env import PROJECT_ROOT
+from components.common.env import project_relative
 from components.data import layout
 from components.evaluate import metrics as M
 from components.evaluate import plots
@@ -30,14 +30,6 @@ METRIC_KEYS = tuple(f"{iou}_{k}" for iou in M.IOU_TYPES for k in M.STAT_KEYS)
 
 def final_dir(params: Mapping[str, Any], work_dir: str | Path | None = None) -> Path:
     return resolve_path(work_dir or params["finetune"]["work_dir"]) / "final"
-
-
-def _rel(path: Path) -> str:
-    path = Path(path).resolve()
-    try:
-        return path.relative_to(PROJECT_ROOT).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def predict(final: Path, data_root: Path, split: str, out_prefix: Path,
@@ -138,7 +130,8 @@ def evaluate(params: Mapping[str, Any], *, work_dir: str | Path | None = None,
                                    for iou in M.IOU_TYPES for k in M.STAT_KEYS}
         metrics.update(
             split=split, num_images=num_images, data_hash=data_hash, content_hash=content,
-            model_config=_rel(final / "config.py"), model_weights=_rel(final / "model.safetensors"),
+            model_config=project_relative(final / "config.py"),
+            model_weights=project_relative(final / "model.safetensors"),
             finetune_run_id=meta.get("finetune_run_id"), evaluate_run_id=run.info.run_id,
             eval_seconds=round(eval_seconds, 3))
 

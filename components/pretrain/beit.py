@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from components.common.env import project_relative
 from components.models.vit import ViT
 from components.pretrain.common import build_backbone, embed_patches, run_blocks, trunc_normal_init
 from components.pretrain.config import PretrainConfig, resolve_path
@@ -166,6 +167,6 @@ def build(cfg: PretrainConfig) -> BEiTPretrainer:
     model = BEiTPretrainer(backbone, tokenizer, cfg.opt("mask_ratio"), cfg.opt("min_block"),
                            tuple(cfg.opt("crop_scale")), cfg.seed)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    model.describe = lambda: {"tokenizer": str(path), "tokenizer_sha256": digest,  # type: ignore
+    model.describe = lambda: {"tokenizer": project_relative(path), "tokenizer_sha256": digest,  # type: ignore
                               "codebook_size": tokenizer.codebook_size}
     return model

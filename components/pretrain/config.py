@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from components.common.env import PROJECT_ROOT
+from components.common.env import PROJECT_ROOT, project_relative
 
 __all__ = ["SHARED_DEFAULTS", "PretrainConfig", "config_from_params", "with_defaults",
            "resolve_path"]
@@ -108,7 +108,8 @@ class PretrainConfig:
     def summary(self) -> dict[str, Any]:
         """JSON-friendly view (for meta.json)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["data_root"], out["out_dir"] = str(self.data_root), str(self.out_dir)
+        out["data_root"], out["out_dir"] = (project_relative(self.data_root),
+                                            project_relative(self.out_dir))
         out["betas"] = list(self.betas)
         return out
 

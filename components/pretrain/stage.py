@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from components.common.atomic import atomic_dir
+from components.common.env import project_relative
 from components.pretrain.config import PretrainConfig
 from components.pretrain.data import ImageDataset, image_level_labels, images_hash, unlabeled_images
 from components.pretrain.engine import History, fit, seed_everything
@@ -116,7 +117,7 @@ def train_and_write(cfg: PretrainConfig, model: nn.Module, *, data: str,
         "batch_size": min(cfg.batch_size, len(paths)) if paths else 0,
         "images": len(paths),
         "images_seen": hist.images,
-        "data_root": str(cfg.data_root),
+        "data_root": project_relative(cfg.data_root),
         "data_hash": images_hash(paths, cfg.data_root) if paths else None,
         "initial_loss": hist.loss[0] if hist.loss else None,
         "final_loss": hist.final_loss(),

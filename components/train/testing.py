@@ -88,7 +88,7 @@ class TinyRun:
 def tiny_finetune(tmp_dir: str | Path, dataset: TinyDataset | None = None,
                   **overrides: Any) -> TinyRun:
     """Fine-tune the tiny model (one epoch of three iterations, with validation) on
-    ``dataset`` (default: a new one in ``tmp_dir/ds``); ``final/`` is ``tmp_dir/work/final``."""
+    ``dataset`` (default: a new one in ``tmp_dir/ds``); ``final/`` is ``work/final`` under ``tmp_dir``."""
     from components.common.params import load_params
     from components.train.finetune import finetune
 
