@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -97,11 +96,12 @@ def validate_dataset(root: Path, cfg: dict, out: Path, progress: bool = True,
                               suites=reports, summary=summary)
     report.write_all(result, out)
     if success:
+        # Deterministic on purpose (no timestamp): DVC stages downstream depend on this file, so
+        # re-validating unchanged data must not make finetune/pretraining look stale.
         write_json_atomic(out / MARKER, {
             "dataset": str(root),
             "content_hash": _content_hash(root),
             "suites": [r.name for r in reports],
-            "validated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })
     return result
 

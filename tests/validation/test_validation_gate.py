@@ -32,6 +32,9 @@ def test_generated_dataset_passes_and_writes_marker(dataset: Path, tmp_path: Pat
     assert marker["content_hash"] == manifest["content_hash"]
     assert marker["dataset"] == str(dataset)
     assert sorted(marker["suites"]) == ["coco", "imagetext", "openimages"]
+    # same data -> same marker bytes, so DVC does not rerun downstream stages after re-validation
+    validate_dataset(dataset, VALIDATION_CFG, tmp_path / "again", progress=False)
+    assert (tmp_path / "again" / "validated.json").read_bytes() == (out / "validated.json").read_bytes()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["success"] and summary["suites"]["coco"]["evaluated"] > 0
     page = (out / "report.html").read_text()
