@@ -17,6 +17,9 @@ params -> config:
   model.adapter                   ViT -> FPN adapter (ADAPTER_LAYOUTS: 'multiscale' | 'simple'
                                     | 'single' = no FPN, the paper's Table 2 ablation)
   model.fpn_channels              FPN / RPN / RoI head width
+  model.roi_samples               RoIs sampled per image for the box head
+  model.geometry_scale            anchor sizes and RoI-level thresholds x this; 'auto' =
+                                    finetune.img_size / 1024 (the paper's geometry, scaled)
   model.cfg_options               expert escape hatch: dotted mmengine keys merged last
   finetune.img_size, lsj_scale    LSJ RandomResize / RandomCrop / Pad, test Resize
   finetune.batch_size/num_workers dataloaders
@@ -44,7 +47,7 @@ from components.models.sizes import get_size
 from components.train.schedule import Schedule, lr_schedulers, make_schedule
 
 __all__ = ["CONFIG_DIR", "VIT_CONFIG", "HEAD_VARIANTS", "HEAD_UPGRADES", "head_upgrades",
-           "ADAPTER_LAYOUTS", "build_config", "resolve_path",
+           "ADAPTER_LAYOUTS", "build_config", "geometry_scale", "resolve_path",
            "coco_classes", "count_train_images", "dataset_cfg", "schedule_of", "find_transform"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -156,7 +159,8 @@ def _single_scale(model: ConfigDict) -> None:
 
     The FPN keeps one level (a 1x1 lateral + 3x3 output conv, so the heads' width and norms stay
     as in the FPN variants); the RPN gets five anchor scales on that level, 32-512 px like the
-    five FPN levels' 8 x stride, and both RoI extractors read stride 16. Everything else equal.
+    five FPN levels' 8 x stride (both then x ``geometry_scale``), and both RoI extractors read
+    stride 16. Everything else equal.
     """
     model.neck[0].mode = "single"
     fpn = model.neck[-1]
@@ -167,6 +171,35 @@ def _single_scale(model: ConfigDict) -> None:
     anchors.scales = [2, 4, 8, 16, 32]
     for name in ("bbox_roi_extractor", "mask_roi_extractor"):
         model.roi_head[name].featmap_strides = [16]
+
+
+PAPER_IMG_SIZE = 1024  # the paper's LSJ side: mmdet's anchors (32-512 px) and RoI levels fit it
+
+
+def geometry_scale(params: Mapping[str, Any]) -> float:
+    """Factor for anchor sizes and RoI-level thresholds (``model.geometry_scale``).
+
+    Why: mmdet's Mask R-CNN geometry is sized for ~1024 px inputs: anchors 32-512 px on strides
+    4-64, and RoIs smaller than 112 px pooled from the stride-4 level (``finest_scale`` 56). At a
+    CPU-sized 256 px input every object is < 112 px, so all RoIs read the stride-4 map (fed by
+    block d/4 only), and the largest anchors are 2x the image. 'auto' shrinks both by
+    ``img_size / 1024`` so a 256 px run sees the paper's geometry on its scaled-down scenes.
+    """
+    value = params["model"].get("geometry_scale", 1.0)
+    if value == "auto":
+        return float(params["finetune"]["img_size"]) / PAPER_IMG_SIZE
+    value = float(value)
+    if value <= 0:
+        raise ValueError(f"model.geometry_scale must be 'auto' or > 0, got {value}")
+    return value
+
+
+def _scale_geometry(model: ConfigDict, factor: float) -> None:
+    """Anchor scales and both RoI extractors' ``finest_scale`` x ``factor``."""
+    anchors = model.rpn_head.anchor_generator
+    anchors.scales = [float(s) * factor for s in anchors.scales]
+    for name in ("bbox_roi_extractor", "mask_roi_extractor"):
+        model.roi_head[name].finest_scale = 56 * factor  # mmdet's default: 56 px at 1024 px
 
 
 ADAPTER_LAYOUTS: dict[str, Callable[[ConfigDict], None]] = {
@@ -230,6 +263,7 @@ def build_config(params: Mapping[str, Any], *, work_dir: Path | str | None = Non
         raise ValueError(f"model.adapter must be one of {sorted(ADAPTER_LAYOUTS)}, got {adapter!r}")
     ADAPTER_LAYOUTS[adapter](model)
     _set_width(model, int(m.get("fpn_channels", 256)))
+    _scale_geometry(model, geometry_scale(params))
     model.train_cfg.rcnn.sampler.num = int(m.get("roi_samples", 512))
     model.roi_head.bbox_head.num_classes = len(classes)
     model.roi_head.mask_head.num_classes = len(classes)

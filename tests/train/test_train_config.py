@@ -26,7 +26,8 @@ def test_values_reach_config(params, tiny_ds, tmp_path):
                     finetune__batch_size=3, finetune__epochs=5, finetune__val_interval=2,
                     finetune__checkpoint_interval=2, finetune__nan_patience=4,
                     finetune__layer_decay=0.7, model__drop_path=0.2, model__attention="windowed",
-                    model__activation_checkpointing=True, model__attn_impl="naive", seed=7)
+                    model__activation_checkpointing=True, model__attn_impl="naive",
+                    model__roi_samples=48, seed=7)
     cfg = build_config(p)
     opt = cfg.optim_wrapper
     assert opt.optimizer.lr == 3e-4 and opt.optimizer.betas == (0.8, 0.95)
@@ -54,7 +55,7 @@ def test_values_reach_config(params, tiny_ds, tmp_path):
     assert cfg.model.neck[1].out_channels == cfg.model.rpn_head.in_channels == 32
     assert cfg.model.roi_head.bbox_head.fc_out_channels == 4 * 32   # model.fpn_channels
     assert cfg.model.roi_head.mask_head.conv_out_channels == 32
-    assert cfg.model.train_cfg.rcnn.sampler.num == 64                 # model.roi_samples
+    assert cfg.model.train_cfg.rcnn.sampler.num == 48                 # model.roi_samples
     # classes come from the COCO json, ordered by category id
     assert cfg.model.roi_head.bbox_head.num_classes == len(cfg.metainfo.classes) == 8
     assert cfg.metainfo.classes[0] == "circle"
@@ -161,3 +162,22 @@ def test_adapter_layouts_train_a_step(params, layout_name):
 def test_unknown_adapter_layout(params):
     with pytest.raises(ValueError, match="model.adapter"):
         build_config(dict(params, model=dict(params["model"], adapter="fancy")))
+
+
+@pytest.mark.parametrize("value, img, factor", [("auto", 256, 0.25), ("auto", 1024, 1.0), (0.5, 256, 0.5)])
+def test_geometry_scale(params, value, img, factor):
+    """Anchors and RoI-level thresholds follow the input size ('auto' = img_size / 1024), so a
+    256 px run gets the paper's 1024 px geometry scaled down, not 32-512 px anchors."""
+    p = dict(params, model=dict(params["model"], geometry_scale=value),
+             finetune=dict(params["finetune"], img_size=img))
+    roi = build_config(p).model.roi_head
+    anchors = build_config(p).model.rpn_head.anchor_generator
+    assert anchors.scales == [8 * factor]  # x strides 4..64: 32-512 px at factor 1
+    assert roi.bbox_roi_extractor.finest_scale == roi.mask_roi_extractor.finest_scale == 56 * factor
+    single = build_config(dict(p, model=dict(p["model"], adapter="single")))
+    assert single.model.rpn_head.anchor_generator.scales == [s * factor for s in (2, 4, 8, 16, 32)]
+
+
+def test_geometry_scale_rejects_nonpositive(params):
+    with pytest.raises(ValueError, match="geometry_scale"):
+        build_config(dict(params, model=dict(params["model"], geometry_scale=0)))

@@ -108,9 +108,11 @@ model = dict(
             mask_size=28,
             pos_weight=-1,
             debug=False)),
+    # test proposals: 300 (Faster R-CNN's test setting) instead of 1000; at <= 512 px inputs the
+    # box head on 1000 RoIs was ~half of a val pass, and val AP was the same with 300 (measured)
     test_cfg=dict(
         rpn=dict(
-            nms_pre=1000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7),
+            nms_pre=1000, max_per_img=300, nms=dict(type='nms', iou_threshold=0.7),
             min_bbox_size=0),
         rcnn=dict(
             score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=100,
