@@ -47,7 +47,7 @@ from components.models.sizes import get_size
 from components.train.schedule import Schedule, lr_schedulers, make_schedule
 
 __all__ = ["CONFIG_DIR", "VIT_CONFIG", "HEAD_VARIANTS", "HEAD_UPGRADES", "head_upgrades",
-           "ADAPTER_LAYOUTS", "build_config", "geometry_scale", "resolve_path",
+           "ADAPTER_LAYOUTS", "build_config", "resolve_path",
            "coco_classes", "count_train_images", "dataset_cfg", "schedule_of", "find_transform"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -176,7 +176,7 @@ def _single_scale(model: ConfigDict) -> None:
 PAPER_IMG_SIZE = 1024  # the paper's LSJ side: mmdet's anchors (32-512 px) and RoI levels fit it
 
 
-def geometry_scale(params: Mapping[str, Any]) -> float:
+def _geometry_scale(params: Mapping[str, Any]) -> float:
     """Factor for anchor sizes and RoI-level thresholds (``model.geometry_scale``).
 
     Why: mmdet's Mask R-CNN geometry is sized for ~1024 px inputs: anchors 32-512 px on strides
@@ -199,7 +199,7 @@ def _scale_geometry(model: ConfigDict, factor: float) -> None:
     anchors = model.rpn_head.anchor_generator
     anchors.scales = [float(s) * factor for s in anchors.scales]
     for name in ("bbox_roi_extractor", "mask_roi_extractor"):
-        model.roi_head[name].finest_scale = 56 * factor  # mmdet's default: 56 px at 1024 px
+        model.roi_head[name].finest_scale *= factor
 
 
 ADAPTER_LAYOUTS: dict[str, Callable[[ConfigDict], None]] = {
@@ -263,7 +263,7 @@ def build_config(params: Mapping[str, Any], *, work_dir: Path | str | None = Non
         raise ValueError(f"model.adapter must be one of {sorted(ADAPTER_LAYOUTS)}, got {adapter!r}")
     ADAPTER_LAYOUTS[adapter](model)
     _set_width(model, int(m.get("fpn_channels", 256)))
-    _scale_geometry(model, geometry_scale(params))
+    _scale_geometry(model, _geometry_scale(params))
     model.train_cfg.rcnn.sampler.num = int(m.get("roi_samples", 512))
     model.roi_head.bbox_head.num_classes = len(classes)
     model.roi_head.mask_head.num_classes = len(classes)

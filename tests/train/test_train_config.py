@@ -170,8 +170,8 @@ def test_geometry_scale(params, value, img, factor):
     256 px run gets the paper's 1024 px geometry scaled down, not 32-512 px anchors."""
     p = dict(params, model=dict(params["model"], geometry_scale=value),
              finetune=dict(params["finetune"], img_size=img))
-    roi = build_config(p).model.roi_head
-    anchors = build_config(p).model.rpn_head.anchor_generator
+    model = build_config(p).model
+    roi, anchors = model.roi_head, model.rpn_head.anchor_generator
     assert anchors.scales == [8 * factor]  # x strides 4..64: 32-512 px at factor 1
     assert roi.bbox_roi_extractor.finest_scale == roi.mask_roi_extractor.finest_scale == 56 * factor
     single = build_config(dict(p, model=dict(p["model"], adapter="single")))

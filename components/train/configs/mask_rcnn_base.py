@@ -53,7 +53,8 @@ model = dict(
             type='SingleRoIExtractor',
             roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
             out_channels=256,
-            featmap_strides=[4, 8, 16, 32]),
+            featmap_strides=[4, 8, 16, 32],
+            finest_scale=56),  # RoIs < 2x this (px) read stride 4; x model.geometry_scale
         bbox_head=dict(
             type='Shared4Conv1FCBBoxHead',
             in_channels=256,
@@ -73,7 +74,8 @@ model = dict(
             type='SingleRoIExtractor',
             roi_layer=dict(type='RoIAlign', output_size=14, sampling_ratio=0),
             out_channels=256,
-            featmap_strides=[4, 8, 16, 32]),
+            featmap_strides=[4, 8, 16, 32],
+            finest_scale=56),  # RoIs < 2x this (px) read stride 4; x model.geometry_scale
         mask_head=dict(
             type='FCNMaskHead',
             num_convs=4,
