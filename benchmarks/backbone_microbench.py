@@ -43,8 +43,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from components.models.sizes import SIZES  # noqa: E402
-from components.models.vit import ViT  # noqa: E402
+from components.models.backbones.vit import SIZES  # noqa: E402
+from components.models.backbones.vit import ViT  # noqa: E402
 
 STRATEGIES = {  # name -> ViT kwargs
     "windowed": dict(attention="windowed"),

@@ -88,13 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip", type=int, default=2, help="warm-up iterations not timed")
     ap.add_argument("--rounds", type=int, default=2, help="alternating plain/stage rounds")
     ap.add_argument("--tiny", action="store_true",
-                    help="tiny model (components.train.testing.TINY_OVERRIDES) at 128 px")
+                    help="tiny model (testkit.finetune.TINY_OVERRIDES) at 128 px")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
 
     from components.common.params import apply_overrides, load_params, parse_override
     from components.train import hooks
-    from components.train.testing import tiny_params
+    from testkit.finetune import tiny_params
 
     params = load_params(args.params, dict(parse_override(o) for o in args.overrides))
     if args.tiny:

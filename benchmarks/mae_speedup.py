@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchutil
 
-from components.pretrain.benchutil import DTYPES, compare, emit, env_info  # noqa: E402
+from benchutil import DTYPES, compare, emit, env_info  # noqa: E402
 from components.pretrain.common import build_backbone, embed_patches, run_blocks  # noqa: E402
 from components.pretrain.engine import param_groups  # noqa: E402
 from components.pretrain.mae import DECODER_PRESETS, MAEPretrainer  # noqa: E402

@@ -33,9 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "flows"))  # flowkit: isolated project copies
+sys.path.insert(0, str(ROOT))  # testkit.flows: isolated project copies
 
-import flowkit  # noqa: E402
+from testkit import flows as flowkit  # noqa: E402
 from components.common.stages import write_params  # noqa: E402
 
 # Small enough for a CPU run of a few minutes; every key exists in params.yaml.

@@ -22,9 +22,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchutil
 
 import components.pretrain as pretrain  # noqa: E402
-from components.pretrain.benchutil import (  # noqa: E402
+from benchutil import (  # noqa: E402
     DTYPES, emit, env_info, peak_mib, reset_peak, synthetic_batch, time_step)
 from components.pretrain.config import config_from_params  # noqa: E402
 from components.pretrain.engine import param_groups  # noqa: E402

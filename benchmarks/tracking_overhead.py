@@ -47,7 +47,7 @@ def main() -> None:
     import tiny_detector
     from components.common.params import load_params
     from components.tracking.pyfunc_model import log_detector_model
-    from components.tracking.registry import promote
+    from components.tracking.promotion import promote
     from components.tracking.runs import flat_params, stage_run
     import_s = time.perf_counter() - t
 

@@ -56,16 +56,21 @@ from prefect.runtime import flow_run
 
 from components.common.env import PROJECT_ROOT, apply_defaults
 from components.common.params import load_params, parse_override
-from components.common.stages import (dvc_graph, lock_out_hash, open_workspace, remove_workspace,
-                                      save_experiment, stage_plan)
+from components.common.stages import (OptionalStep, dvc_graph, lock_out_hash, open_workspace,
+                                      remove_workspace, save_experiment, stage_plan)
 from flows import tasks
 
 __all__ = ["STAGES", "OPTIONAL_STAGES", "pipeline", "main"]
 
 # The flow's stage list, checked against dvc.yaml on every run and by tests/flows.
 STAGES = ("prepare", "validate", "pretrain", "finetune", "evaluate", "register", "experiment")
-# optional step -> the params list naming which of its stages run (none by default)
-OPTIONAL_STAGES = {"pretrain": "pretrain.methods", "experiment": "experiments.run"}
+# optional step -> which of its stages run (none by default): the members a params list names,
+# plus the pretraining stage that writes the backbone fine-tuning loads; random init needs none
+OPTIONAL_STAGES = {
+    "pretrain": OptionalStep("pretrain.methods", needed_for=("model.checkpoint",),
+                             without_stage=("random",)),
+    "experiment": OptionalStep("experiments.run"),
+}
 
 
 @flow(name="pipeline", description="prepare -> validate -> finetune -> evaluate -> register, "

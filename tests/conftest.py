@@ -14,3 +14,17 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 from components.common.env import apply_defaults  # noqa: E402
 
 apply_defaults()
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """(toy project, env): a git + DVC project with the toy stages (the real stage names, tiny
+    commands); no Prefect server. Used by tests/flows and tests/common (stage workspaces)."""
+    from testkit.flows import base_env, make_toy
+
+    project = tmp_path / "toy"
+    env = base_env(tmp_path / "state", project)
+    return make_toy(project, env), env

@@ -6,6 +6,8 @@ MLflow's params all use them.
 """
 from __future__ import annotations
 
+import argparse
+
 import copy
 from pathlib import Path
 from typing import Any, Mapping
@@ -60,6 +62,25 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ValueError(f"override {text!r} must look like key.sub=value")
     key, raw = text.split("=", 1)
     return key.strip(), yaml.safe_load(raw)
+
+
+def add_params_arguments(parser: "argparse.ArgumentParser", *, example: str = "finetune.epochs=2",
+                         params_help: str = "params file (default: %(default)s)") -> None:
+    """The two arguments every stage CLI takes: ``--params PATH`` and repeatable ``-s/--set
+    KEY=VALUE`` (into ``args.overrides``); read them with :func:`load_params_or_exit`."""
+    parser.add_argument("--params", default=str(DEFAULT_PARAMS), help=params_help)
+    parser.add_argument("-s", "--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help=f"override a params value by dotted name, e.g. --set {example} "
+                             "(repeatable; the value is parsed as YAML)")
+
+
+def stage_parser(prog: str, description: str, *, example: str = "finetune.epochs=2"
+                 ) -> "argparse.ArgumentParser":
+    """The parser of a stage CLI: ``prog``, ``description`` and :func:`add_params_arguments`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_params_arguments(parser, example=example)
+    return parser
 
 
 def load_params_or_exit(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> dict:

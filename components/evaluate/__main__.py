@@ -1,22 +1,20 @@
 """``python -m components.evaluate --params params.yaml [--set evaluate.split=val ...]``"""
 from __future__ import annotations
 
-import argparse
 import sys
 
 from components.common.env import apply_defaults
+from components.common.params import stage_parser
 
 
 def main(argv: list[str] | None = None) -> int:
     apply_defaults()
-    parser = argparse.ArgumentParser(
-        prog="python -m components.evaluate",
+    parser = stage_parser(
+        "python -m components.evaluate",
         description="Evaluate <finetune.work_dir>/final/ on evaluate.split: COCO bbox + segm AP "
                     "(AP, AP50, AP75, APs, APm, APl) -> <evaluate.out>/metrics.json and "
-                    "<evaluate.out>/plots/ (PNG + CSV for `dvc plots`); logged to MLflow.")
-    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a params value by dotted name (repeatable)")
+                    "<evaluate.out>/plots/ (PNG + CSV for `dvc plots`); logged to MLflow.",
+        example="evaluate.split=val")
     parser.add_argument("--work-dir", default=None,
                         help="fine-tuning folder holding final/ (default: finetune.work_dir)")
     parser.add_argument("--out", default=None, help="output folder (default: evaluate.out)")

@@ -4,7 +4,8 @@ Files (all in ``<evaluate.out>/plots/``):
   train_loss.png / train_loss.csv     total + per-head losses and lr by iteration (json log)
   val_ap.png / val_ap.csv             val bbox/segm AP by epoch (json log)
   per_class_ap.png / per_class_ap.csv test AP per class, bbox and segm
-  predictions.png                     a few test images with predicted masks, boxes, labels
+  predictions.png                     test images: ground truth beside the predicted masks,
+                                      boxes, class names and scores
 """
 from __future__ import annotations
 
@@ -44,13 +45,17 @@ def train_loss_rows(log_rows: Iterable[Mapping]) -> tuple[list[dict], list[str]]
 
 
 def val_ap_rows(log_rows: Iterable[Mapping]) -> tuple[list[dict], list[str]]:
-    """Val lines (``coco/bbox_mAP``...) -> rows ``{epoch, bbox_mAP, ..., segm_mAP_l}``."""
+    """Val lines (``coco/bbox_mAP``...; no loss) -> rows ``{epoch, bbox_mAP, ..., segm_mAP_l}``;
+    a val pass that detected nothing (no ``coco/`` keys) is AP 0."""
     rows = []
     for r in log_rows:
-        if not any(k.startswith("coco/") for k in r):
+        if "loss" in r:
             continue
         row = {"epoch": r.get("step")}
-        row.update({k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("coco/")})
+        coco = {k.split("/", 1)[1]: v for k, v in r.items() if k.startswith("coco/")}
+        # mmdet's CocoMetric reports nothing when a model detected nothing: that is AP 0
+        row.update(coco or {k: 0.0 for k in ("bbox_mAP", "bbox_mAP_50", "segm_mAP",
+                                              "segm_mAP_50")})
         rows.append(row)
     cols = ["epoch"] + sorted({k for r in rows for k in r if k != "epoch"})
     return rows, cols
@@ -111,40 +116,76 @@ def plot_per_class_ap(per_class: Mapping[str, Mapping[str, float]], path: Path) 
     plt.close(fig)
 
 
-def plot_predictions(images: Sequence[tuple[str, np.ndarray, list[dict]]],
-                     classes: Mapping[int, str], score_threshold: float, path: Path) -> None:
-    """``images``: (title, RGB image (H, W, 3) uint8, detections in COCO results format with
-    ``segmentation`` RLE) -> grid of images with masks, boxes, class names and scores."""
+def _decode(seg, height: int, width: int) -> np.ndarray | None:
+    """COCO segmentation (polygons, RLE, compressed RLE) -> (H, W) bool mask, or None."""
     from pycocotools import mask as mask_utils
 
+    if not seg:
+        return None
+    if isinstance(seg, list):  # polygons
+        polys = [p for p in seg if len(p) >= 6]
+        if not polys:
+            return None
+        rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
+    elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):  # uncompressed RLE
+        rle = mask_utils.frPyObjects(seg, height, width)
+    else:
+        rle = dict(seg)
+        if isinstance(rle.get("counts"), str):
+            rle["counts"] = rle["counts"].encode()
+    return mask_utils.decode(rle).astype(bool)
+
+
+def _draw(ax, img: np.ndarray, objects: list[dict], classes: Mapping[int, str], cmap,
+          show_score: bool) -> None:
+    """Masks (tinted), boxes and labels of COCO-style ``objects`` over ``img``."""
+    plt = _plt()
+    canvas = img.astype(np.float32) / 255.0
+    h, w = img.shape[:2]
+    for d in objects:
+        m = _decode(d.get("segmentation"), h, w)
+        if m is not None and m.shape == (h, w):
+            color = np.array(cmap(d["category_id"] % 20)[:3])
+            canvas[m] = 0.55 * canvas[m] + 0.45 * color
+    ax.imshow(canvas)
+    for d in objects:
+        color = cmap(d["category_id"] % 20)
+        x, y, bw, bh = d["bbox"]
+        crowd = d.get("iscrowd")
+        ax.add_patch(plt.Rectangle((x, y), bw, bh, fill=False, color=color, lw=1.2,
+                                   ls="--" if crowd else "-"))
+        label = classes.get(d["category_id"], d["category_id"])
+        text = f"{label} {d['score']:.2f}" if show_score else f"{label}{' (crowd)' if crowd else ''}"
+        ax.text(x, y, text, fontsize=6, color="white", va="bottom",
+                bbox=dict(facecolor=color, alpha=0.8, pad=1, lw=0))
+
+
+def plot_predictions(images: Sequence[tuple], classes: Mapping[int, str],
+                     score_threshold: float, path: Path) -> None:
+    """Ground truth beside predictions, one pair of panels per image.
+
+    ``images``: (title, RGB image (H, W, 3) uint8, detections in COCO results format with
+    ``segmentation`` RLE[, ground-truth annotations in COCO format]). Detections below
+    ``score_threshold`` are not drawn; each panel's title counts what it shows.
+    """
     plt = _plt()
     n = max(1, len(images))
-    cols = min(n, 4)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4.3 * rows), squeeze=False,
-                             layout="constrained")
-    cmap = plt.get_cmap("tab20")
+    pairs = min(n, 2)                      # two image pairs (4 panels) per row
+    rows = math.ceil(n / pairs)
+    fig, axes = plt.subplots(rows, 2 * pairs, figsize=(3.6 * 2 * pairs, 3.9 * rows),
+                             squeeze=False, layout="constrained")
+    cmap = plt.get_cmap("tab10")
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (title, img, dets) in zip(axes.flat, images):
-        canvas = img.astype(np.float32) / 255.0
+    for k, item in enumerate(images):
+        title, img, dets = item[:3]
+        gts = item[3] if len(item) > 3 else None
+        ax_gt, ax_pred = axes[k // pairs, 2 * (k % pairs)], axes[k // pairs, 2 * (k % pairs) + 1]
+        if gts is not None:
+            _draw(ax_gt, img, gts, classes, cmap, show_score=False)
+            ax_gt.set_title(f"{title}: ground truth ({len(gts)})", fontsize=8)
         kept = [d for d in dets if d["score"] >= score_threshold]
-        for j, d in enumerate(kept):
-            color = np.array(cmap(d["category_id"] % 20)[:3])
-            if "segmentation" in d:
-                seg = dict(d["segmentation"])
-                if isinstance(seg.get("counts"), str):
-                    seg["counts"] = seg["counts"].encode()
-                m = mask_utils.decode(seg).astype(bool)
-                canvas[m] = 0.55 * canvas[m] + 0.45 * color
-        ax.imshow(canvas)
-        for d in kept:
-            color = cmap(d["category_id"] % 20)
-            x, y, w, h = d["bbox"]
-            ax.add_patch(plt.Rectangle((x, y), w, h, fill=False, color=color, lw=1.5))
-            ax.text(x, y, f"{classes.get(d['category_id'], d['category_id'])} {d['score']:.2f}",
-                    fontsize=7, color="white", va="bottom",
-                    bbox=dict(facecolor=color, alpha=0.8, pad=1, lw=0))
-        ax.set_title(f"{title}: {len(kept)} >= {score_threshold:g}", fontsize=8)
-    fig.savefig(path, dpi=100)
+        _draw(ax_pred, img, kept, classes, cmap, show_score=True)
+        ax_pred.set_title(f"predicted: {len(kept)} >= {score_threshold:g}", fontsize=8)
+    fig.savefig(path, dpi=110)
     plt.close(fig)

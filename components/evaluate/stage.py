@@ -71,18 +71,22 @@ def predict(final: Path, data_root: Path, split: str, out_prefix: Path,
 
 
 def _visual_samples(data_root: Path, gt: dict, dets: list[dict], n: int):
+    """(name, RGB image, its detections, its ground truth) for the first ``n`` images."""
     import cv2
 
     by_image: dict[int, list[dict]] = {}
     for d in dets:
         by_image.setdefault(d["image_id"], []).append(d)
+    truth: dict[int, list[dict]] = {}
+    for a in gt["annotations"]:
+        truth.setdefault(a["image_id"], []).append(a)
     samples = []
     for img in sorted(gt["images"], key=lambda i: i["id"])[:n]:
         bgr = cv2.imread(str(layout.images_dir(data_root) / img["file_name"]), cv2.IMREAD_COLOR)
         if bgr is None:
             continue
         samples.append((Path(img["file_name"]).name, bgr[:, :, ::-1].copy(),
-                        by_image.get(img["id"], [])))
+                        by_image.get(img["id"], []), truth.get(img["id"], [])))
     return samples
 
 

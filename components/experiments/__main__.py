@@ -10,16 +10,14 @@ import shlex
 import sys
 
 from components.common.env import apply_defaults
-from components.common.params import DEFAULT_PARAMS
+from components.common.params import add_params_arguments
 
 PROG = "python -m components.experiments"
 
 
 def _common(ap: argparse.ArgumentParser, *, selection: bool = True) -> None:
-    ap.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: %(default)s)")
-    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a base params value by dotted name (repeatable; applied "
-                         "before experiments.recipe and the variant's overrides)")
+    add_params_arguments(ap, example="finetune.epochs=2 (applied before experiments.recipe and "
+                         "the variant's overrides)")
     if selection:
         ap.add_argument("--seeds", nargs="+", type=int, default=None,
                         help="seeds (default: experiments.seeds)")
@@ -77,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from components.common.params import load_params_or_exit
     from components.experiments.plan import UsageError, select_variants
 
-    params = load_params_or_exit(args.params, args.sets)
+    params = load_params_or_exit(args.params, args.overrides)
     try:
         if args.cmd == "list":
             for spec in experiments.EXPERIMENTS.values():

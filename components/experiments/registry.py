@@ -30,6 +30,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from components.common.registry import Registry
+
 if TYPE_CHECKING:  # pragma: no cover
     from components.experiments.report import ReportContext
 
@@ -93,7 +95,8 @@ class ExperimentSpec:
     report: Callable[["ReportContext"], str] | None = None
 
 
-EXPERIMENTS: dict[str, ExperimentSpec] = {}
+EXPERIMENTS: Registry[ExperimentSpec] = Registry(
+    "experiment", "components/experiments/<name>.py + register_experiment")
 
 
 def register_experiment(name: str, *, title: str, paper: str, columns: tuple[Column, ...],
@@ -111,13 +114,10 @@ def register_experiment(name: str, *, title: str, paper: str, columns: tuple[Col
         raise ValueError(f"experiment name {name!r}: use letters, digits and ._-")
 
     def wrap(factory: Callable) -> Callable:
-        if name in EXPERIMENTS and EXPERIMENTS[name].variants is not factory:
-            raise ValueError(f"experiment {name!r} is registered twice "
-                             f"({EXPERIMENTS[name].variants.__module__} and {factory.__module__})")
         doc = (factory.__doc__ or "").strip()
-        EXPERIMENTS[name] = ExperimentSpec(
+        EXPERIMENTS.register(name, ExperimentSpec(
             name, factory, title, paper, description or doc, tuple(columns),
-            dict(defaults or {}), (AP_CHART, *charts), check, describe, report)
+            dict(defaults or {}), (AP_CHART, *charts), check, describe, report), source=factory)
         return factory
 
     return wrap
@@ -126,11 +126,7 @@ def register_experiment(name: str, *, title: str, paper: str, columns: tuple[Col
 def get_experiment(name: str) -> ExperimentSpec:
     """Look an experiment up by name (importing :mod:`components.experiments` registers the
     built-ins)."""
-    try:
-        return EXPERIMENTS[name]
-    except KeyError:
-        raise KeyError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)} "
-                       "(add a module under components/experiments/ and register it)") from None
+    return EXPERIMENTS.get(name)
 
 
 def check_variant_name(name: str) -> str:

@@ -12,7 +12,7 @@ import sys
 from typing import Any, Callable
 
 from components.common.env import apply_defaults
-from components.common.params import DEFAULT_PARAMS, apply_overrides, load_params, parse_override
+from components.common.params import add_params_arguments, apply_overrides, load_params, parse_override
 
 __all__ = ["main", "run_stage"]
 
@@ -22,13 +22,10 @@ _FINAL_METRICS = ("final_loss", "initial_loss", "throughput_img_s", "train_s", "
 
 def _parser(prog: str, description: str, with_method: bool) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=prog, description=description)
-    ap.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: %(default)s)")
+    add_params_arguments(ap, example="pretrain.mae.epochs=2 or pretrain.max_steps=2")
     if with_method:
         ap.add_argument("--method", help="pretraining method (see --list)")
         ap.add_argument("--list", action="store_true", help="list the registered methods and exit")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a params value by dotted name, e.g. pretrain.mae.epochs=2 "
-                         "or pretrain.max_steps=2 (repeatable)")
     ap.add_argument("--no-tracking", action="store_true",
                     help="do not log to MLflow (e.g. on a machine without mlflow)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -84,7 +81,7 @@ def run_stage(name: str | None, argv: list[str] | None, *, prog: str, descriptio
         defaults = TOKENIZER_DEFAULTS
     params = with_defaults(load_params(args.params), name, defaults)
     try:
-        overrides = dict(parse_override(s) for s in args.set)
+        overrides = dict(parse_override(s) for s in args.overrides)
         # A shared training key may be set for one method (``pretrain.mae.batch_size=4``) even
         # though the method section does not list it.
         own = {k: v for k, v in overrides.items()

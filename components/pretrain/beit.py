@@ -21,7 +21,7 @@ The tokenizer is NOT DALL-E's dVAE: it is our own VQ-VAE trained by the ``tokeni
 the same images (see :mod:`components.pretrain.tokenizer` for the departures) and read from
 ``pretrain.beit.tokenizer`` (``pretrained/tokenizer/tokenizer.safetensors``).
 
-Implementation choice: our own on :class:`components.models.vit.ViT` (mmpretrain's BEiT needs
+Implementation choice: our own on :class:`components.models.backbones.vit.ViT` (mmpretrain's BEiT needs
 mmcv and a DALL-E/VQKD target generator); departures from the paper: no cls token and absolute
 position embeddings only (the PlainViT's; BEiT uses shared relative position bias), no layer
 scale.
@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from components.common.env import project_relative
-from components.models.vit import ViT
+from components.models.backbones.vit import ViT
 from components.pretrain.common import build_backbone, embed_patches, run_blocks, trunc_normal_init
 from components.pretrain.config import PretrainConfig, resolve_path
 from components.pretrain.registry import register_method

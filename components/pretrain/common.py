@@ -1,22 +1,23 @@
 """Pieces every pretraining method shares: the backbone, patch (un)folding, token sequences.
 
-Why build on :class:`components.models.vit.ViT` itself (not timm, not mmpretrain): the
-pretrained tensors then carry the detection backbone's exact names and shapes (``blocks.i.*``,
-``patch_embed.proj.*``, ``pos_embed`` at the pretraining grid), so ``backbone.safetensors``
-loads 1:1 with zero missing keys, and the GPU benchmark box (torch + timm only, no mmcv) can run
-every model here. During pretraining every block attends globally: at the pretraining size a
-window equals the whole grid, so this is the same function the windowed detection backbone
-computes there, and the parameters are identical for ``attention='global' | 'hybrid' |
-'windowed'``.
+Why the detection backbone itself (built through the backbone contract, not timm or
+mmpretrain): the pretrained tensors then carry the detector's exact names and shapes (for the
+ViT ``blocks.i.*``, ``patch_embed.proj.*``, ``pos_embed`` at the pretraining grid), so
+``backbone.safetensors`` loads 1:1 with zero missing keys, and the GPU benchmark box (torch +
+timm only, no mmcv) can run every ViT model here. The family's ``pretraining_config`` sets it
+up for pretraining: the ViT attends globally in every block (at the pretraining size a window
+equals the whole grid, so this is the same function the windowed detection backbone computes
+there, and the parameters are identical for ``attention='global' | 'hybrid' | 'windowed'``).
 
-Pure PyTorch: importable with only torch installed.
+Pure PyTorch: importable with only torch installed (the ViT family).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from components.models.vit import ViT
+from components.models.backbones import get_backbone
+from components.models.backbones.vit import ViT
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "build_backbone", "patchify", "unpatchify",
            "embed_patches", "run_blocks", "sincos_pos_embed_2d", "trunc_normal_init"]
@@ -27,17 +28,18 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def build_backbone(size: str, img_size: int, patch_size: int = 16, drop_path: float = 0.0,
-                   arch: dict | None = None) -> ViT:
-    """A ``PlainViT`` for pretraining: global attention, pos_embed at ``img_size / patch_size``.
+                   arch: dict | None = None, *, family: str = "vit") -> nn.Module:
+    """The ``family`` backbone as its contract sets it up for pretraining at ``img_size``
+    (the ViT: global attention, pos_embed at ``img_size / patch_size``).
 
-    ``arch`` may override ``embed_dim``, ``depth``, ``num_heads``, ``mlp_ratio`` (tiny tests).
-    The random initialisation is the backbone's own documented scheme (trunc-normal 0.02).
+    ``arch`` may override constructor arguments (ViT: ``embed_dim``, ``depth``, ``num_heads``,
+    ``mlp_ratio``; tiny tests). The random initialisation is the backbone's own documented
+    scheme (the ViT's trunc-normal 0.02).
     """
-    arch = dict(arch or {})
-    depth = arch.get("depth")
-    return ViT(size, patch_size=patch_size, pretrain_img_size=img_size, attention="global",
-               drop_path_rate=drop_path, out_indices=None if depth is None or depth >= 4
-               else (depth - 1,), **arch)
+    spec = get_backbone(family)
+    model = {"backbone": family, "size": size, "patch_size": patch_size,
+             "pretrain_img_size": img_size, "drop_path": drop_path, "arch": dict(arch or {})}
+    return spec.build(spec.pretraining_config(model))
 
 
 def patchify(imgs: torch.Tensor, p: int) -> torch.Tensor:

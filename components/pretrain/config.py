@@ -7,7 +7,9 @@ params.yaml; every value below is the documented default and appears in
 ``pretrain.<method>.*``. A method-level value always beats the shared one: ``pretrain.lr`` is
 the fallback for methods that do not set their own ``lr`` (MAE, MoCo v3, ... register theirs),
 ``pretrain.mae.lr`` sets MAE's. ``max_steps``, ``device``, ``precision`` are set by no method,
-so ``pretrain.max_steps=2`` caps every method (smoke runs).
+so ``pretrain.max_steps=2`` caps every method (smoke runs). ``pretrain.backbone`` /
+``pretrain.size`` name the backbone the stages pretrain when it is not the detector's
+(``model.backbone``): the ViT the paper's methods need while the CPU default detects with a CNN.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ __all__ = ["SHARED_DEFAULTS", "PretrainConfig", "config_from_params", "with_defa
 # Training keys every method understands (the driver's knobs), CPU-sized.
 SHARED_DEFAULTS: dict[str, Any] = {
     "out": "pretrained",         # stage outputs: <out>/<method>/
+    "backbone": "",              # family to pretrain; "" = model.backbone
+    "size": "",                  # its variant; "" = model.size
     "device": "cpu",             # cpu | cuda | auto
     "precision": "fp32",         # fp32 | bf16 (autocast)
     "epochs": 4,
@@ -62,6 +66,7 @@ class PretrainConfig:
     method: str
     data_root: Path
     out_dir: Path
+    backbone: str = "vit"           # model.backbone: the registered backbone family
     size: str = "tiny"
     patch_size: int = 16
     img_size: int = 128
@@ -152,12 +157,13 @@ def config_from_params(params: Mapping[str, Any], method: str, defaults: Mapping
     model = params.get("model") or {}
     data = params.get("data") or {}
     merged = _section(params, method, defaults)
-    shared = {k: merged[k] for k in _SHARED if k != "out"}
+    shared = {k: merged[k] for k in _SHARED if k not in ("out", "backbone", "size")}
     return PretrainConfig(
         method=method,
         data_root=resolve_path(data.get("out", "data/dataset"), root),
         out_dir=resolve_path(merged["out"], root) / method,
-        size=model.get("size", "tiny"),
+        backbone=str(merged["backbone"] or model.get("backbone", "vit")),
+        size=str(merged["size"] or model.get("size", "tiny")),
         patch_size=int(model.get("patch_size", 16)),
         img_size=int(model.get("pretrain_img_size", 128)),
         seed=int(params.get("seed", 0)),

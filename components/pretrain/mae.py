@@ -13,7 +13,7 @@ width, ``D`` decoder width)::
     -> decoder_embed (B, K, D) -> + mask tokens, unshuffled (B, N, D) -> pred (B, N, p*p*3)
     mask (B, N): 1 = masked (predicted, in the loss), 0 = visible
 
-Implementation choice: our own ~150 lines on :class:`components.models.vit.ViT` and its
+Implementation choice: our own ~150 lines on :class:`components.models.backbones.vit.ViT` and its
 ``Block`` (not mmpretrain's ``MAE`` / ``MAEViT``): the encoder's tensors are the detection
 backbone's, saved with no renaming, and the file runs on the torch-only GPU box (mmpretrain
 needs mmcv). Departures from the paper: no cls token (the PlainViT has none); the encoder's
@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from components.models.vit import Block, ViT
+from components.models.backbones.vit import Block, ViT
 from components.pretrain.common import (
     build_backbone,
     embed_patches,

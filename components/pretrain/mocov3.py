@@ -21,7 +21,7 @@ Projection MLP: ``Linear-BN-ReLU-Linear-BN-ReLU-Linear-BN(no affine)``; predicti
 default: frozen random patch projection (``freeze_patch_embed``) and fixed 2-D sin-cos position
 embedding (``fixed_pos_embed``).
 
-Implementation choice: our own on :class:`components.models.vit.ViT` (mmpretrain 1.2.0's MoCoV3
+Implementation choice: our own on :class:`components.models.backbones.vit.ViT` (mmpretrain 1.2.0's MoCoV3
 needs mmcv and names its ViT differently; the backbone here is saved with the detection
 backbone's names). Departure: no cls token (PlainViT has none), so the image embedding is the
 mean of the output tokens after a LayerNorm.
@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from components.models.vit import ViT
+from components.models.backbones.vit import ViT
 from components.pretrain.common import (
     build_backbone,
     embed_patches,

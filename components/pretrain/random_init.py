@@ -1,13 +1,14 @@
-"""``random``: the no-pretraining baseline, a freshly initialised PlainViT with the run's seed.
+"""``random``: the no-pretraining baseline, a freshly initialised backbone with the run's seed.
 
 The paper's "random init" row (arXiv 2111.11429, Table 1) trains the detector from scratch.
 Writing the initial weights as a checkpoint (instead of leaving ``model.checkpoint`` empty)
 makes the baseline a versioned artifact like the others: the detector then starts from the
 exact same tensors on every run, independent of the order in which mmengine builds modules.
 
-Init scheme (the backbone's own, see :class:`components.models.vit.ViT`): every Linear and the
-patch convolution trunc-normal(std 0.02) with zero bias, ``pos_embed`` trunc-normal(0.02),
-LayerNorm weight 1 / bias 0. No data and no training steps.
+Init scheme: the backbone family's own (the ViT, :class:`components.models.backbones.vit.ViT`:
+every Linear and the patch convolution trunc-normal(std 0.02) with zero bias, ``pos_embed``
+trunc-normal(0.02), LayerNorm weight 1 / bias 0; a module with mmengine's ``init_weights``,
+e.g. ResNet, runs it). No data and no training steps. Works for every registered family.
 """
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ class RandomInit(nn.Module):
         super().__init__()
         torch.manual_seed(cfg.seed)
         self.backbone = build_backbone(cfg.size, cfg.img_size, cfg.patch_size, cfg.drop_path,
-                                       cfg.arch)
+                                       cfg.arch, family=cfg.backbone)
+        if hasattr(self.backbone, "init_weights"):
+            self.backbone.init_weights()
 
     def make_transform(self):
         return None
@@ -37,7 +40,7 @@ class RandomInit(nn.Module):
         raise RuntimeError("the 'random' method has no training step")
 
 
-@register_method("random", data="none", defaults={},
-                 summary="freshly initialised PlainViT (trunc-normal 0.02), no data")
+@register_method("random", data="none", defaults={}, backbones=None,
+                 summary="freshly initialised backbone (its own init scheme), no data")
 def build(cfg: PretrainConfig) -> RandomInit:
     return RandomInit(cfg)

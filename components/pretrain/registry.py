@@ -8,9 +8,10 @@ A method module defines a *pretrainer* (an ``nn.Module``) and registers a factor
 The contract a registered factory's pretrainer satisfies (the training driver relies on nothing
 else):
 
-* ``backbone``: a :class:`components.models.vit.ViT` (``PlainViT``) built with
-  :func:`components.pretrain.common.build_backbone`. Its ``state_dict`` is what the stage saves,
-  so the keys are exactly the detection backbone's.
+* ``backbone``: the detection backbone built through the backbone contract with
+  :func:`components.pretrain.common.build_backbone` (a :class:`components.models.backbones.vit.ViT`
+  for the token-based methods). Its ``state_dict`` is what the stage saves, so the keys are
+  exactly the detection backbone's.
 * ``make_transform() -> Callable[[PIL.Image.Image], dict[str, Tensor]]``: per-image data
   pipeline (crops, augmentations, normalisation). Tensors are batched by the default collate.
 * ``forward(batch: dict[str, Tensor]) -> dict[str, Tensor]``: must contain a scalar ``"loss"``;
@@ -24,7 +25,9 @@ else):
 ``"unlabeled"`` (``images/unlabeled/``) or ``"labels"`` (a labelled split with image-level labels;
 the factory's pretrainer then also has ``set_label_space(names)``, see ``supervised``).
 ``defaults`` are the method's own options (``pretrain.<method>.*`` in params.yaml): also the
-shared training keys (epochs, lr, ...) may be overridden there.
+shared training keys (epochs, lr, ...) may be overridden there. ``backbones`` names the
+backbone families (``model.backbone``) the method works with (None: any registered family);
+the stage refuses another one before it starts, naming both.
 """
 from __future__ import annotations
 
@@ -32,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from torch import nn
+
+from components.common.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from components.pretrain.config import PretrainConfig
@@ -52,25 +57,32 @@ class MethodSpec:
     summary: str = ""
     requires: tuple[str, ...] = ()   # option names holding files produced by another stage
     inputs: tuple[str, ...] = ("image",)  # image tensors the transform yields per sample
+    backbones: tuple[str, ...] | None = ("vit",)  # families it can pretrain; None = any
+
+    def check_backbone(self, family: str) -> None:
+        """ValueError when the method cannot pretrain ``family`` (``model.backbone``)."""
+        if self.backbones is not None and family not in self.backbones:
+            raise ValueError(f"pretraining method {self.name!r} works on backbones "
+                             f"{list(self.backbones)}, not model.backbone={family!r}")
 
 
-METHODS: dict[str, MethodSpec] = {}
+METHODS: Registry[MethodSpec] = Registry("pretraining method",
+                                         "components/pretrain/<method>.py + register_method")
 
 
 def register_method(name: str, *, data: str, defaults: dict[str, Any] | None = None,
                     summary: str = "", requires: tuple[str, ...] = (),
-                    inputs: tuple[str, ...] = ("image",)) -> Callable[[Callable], Callable]:
+                    inputs: tuple[str, ...] = ("image",),
+                    backbones: tuple[str, ...] | None = ("vit",)) -> Callable[[Callable], Callable]:
     """Decorator registering a pretrainer factory ``build(cfg) -> nn.Module`` under ``name``."""
     if data not in DATA_KINDS:
         raise ValueError(f"method {name!r}: data must be one of {DATA_KINDS}, got {data!r}")
 
     def wrap(build: Callable) -> Callable:
-        if name in METHODS and METHODS[name].build is not build:
-            raise ValueError(f"pretraining method {name!r} is registered twice "
-                             f"({METHODS[name].build.__module__} and {build.__module__})")
-        METHODS[name] = MethodSpec(name, build, data, dict(defaults or {}),
-                                   summary or (build.__doc__ or "").strip().split("\n")[0],
-                                   tuple(requires), tuple(inputs))
+        METHODS.register(name, MethodSpec(
+            name, build, data, dict(defaults or {}),
+            summary or (build.__doc__ or "").strip().split("\n")[0], tuple(requires),
+            tuple(inputs), None if backbones is None else tuple(backbones)), source=build)
         return build
 
     return wrap
@@ -78,8 +90,4 @@ def register_method(name: str, *, data: str, defaults: dict[str, Any] | None = N
 
 def get_method(name: str) -> MethodSpec:
     """Look a method up by name (importing :mod:`components.pretrain` registers the built-ins)."""
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise KeyError(f"unknown pretraining method {name!r}; known: {sorted(METHODS)} "
-                       "(add a module under components/pretrain/ and register it)") from None
+    return METHODS.get(name)

@@ -3,8 +3,9 @@
 ``<out>/<method>/`` (``out`` = ``pretrain.out``, default ``pretrained``) appears whole or not at
 all (:func:`components.common.atomic.atomic_dir`) and holds:
 
-* ``backbone.safetensors``: the PlainViT ``state_dict`` (backbone keys only, pos_embed at the
-  pretraining grid) (the tokenizer stage writes ``tokenizer.safetensors`` instead);
+* ``backbone.safetensors``: the backbone's ``state_dict`` written by its family (backbone keys
+  only; the ViT's pos_embed at the pretraining grid) (the tokenizer stage writes
+  ``tokenizer.safetensors`` instead);
 * ``meta.json``: method, size, image size, epochs, steps, images used and their content hash,
   initial/final loss, wall time, throughput (img/s), the resolved config;
 * ``loss.csv`` (step, loss, lr, other logged scalars) and ``loss_curve.png``.
@@ -106,6 +107,7 @@ def train_and_write(cfg: PretrainConfig, model: nn.Module, *, data: str,
     model.cpu().eval()
     meta: dict[str, Any] = {
         "method": cfg.method,
+        "backbone": cfg.backbone,
         "size": cfg.size,
         "arch": cfg.arch,
         "patch_size": cfg.patch_size,
@@ -145,14 +147,16 @@ def train_and_write(cfg: PretrainConfig, model: nn.Module, *, data: str,
 def run(cfg: PretrainConfig, *, progress: bool = True,
         on_log: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
     """Build the registered method ``cfg.method``, train it, write ``cfg.out_dir``; returns meta."""
-    from components.models.weights import save_backbone_weights
+    from components.models.backbones import get_backbone
 
     spec = get_method(cfg.method)
+    spec.check_backbone(cfg.backbone)
+    family = get_backbone(cfg.backbone)
     seed_everything(cfg.seed)
     model = spec.build(cfg)
     describe = getattr(model, "describe", None)
     return train_and_write(
         cfg, model, data=spec.data,
-        save=lambda m, d: save_backbone_weights(m.backbone, d / "backbone.safetensors"),
+        save=lambda m, d: family.save_weights(m.backbone, d / "backbone.safetensors"),
         extra=(lambda m, p: describe()) if describe else None,
         progress=progress, on_log=on_log)

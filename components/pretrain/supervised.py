@@ -21,7 +21,7 @@ Shapes::
 
 Departure from ViT's classifier: no cls token (the PlainViT has none); global average pooling
 of the output tokens (as MAE's fine-tuning ``global_pool``). Implementation: our own on
-:class:`components.models.vit.ViT` (timm's ViT would need renaming; torch-only).
+:class:`components.models.backbones.vit.ViT` (timm's ViT would need renaming; torch-only).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from components.models.vit import ViT
+from components.models.backbones.vit import ViT
 from components.pretrain.common import build_backbone, embed_patches, run_blocks, trunc_normal_init
 from components.pretrain.config import PretrainConfig
 from components.pretrain.registry import register_method

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from components.common.env import PROJECT_ROOT, apply_defaults
+from components.common.params import add_params_arguments
 
 __all__ = ["main", "register_stage", "read_eval_metrics"]
 
@@ -82,7 +83,7 @@ def register_stage(params: Mapping[str, Any], *, metrics_path: Path | None = Non
     from components.common.atomic import write_json_atomic
     from components.tracking.lineage import dataset_hash
     from components.tracking.pyfunc_model import log_detector_model
-    from components.tracking.registry import promote
+    from components.tracking.promotion import promote
     from components.tracking.runs import DEFAULT_EXPERIMENT, stage_run
 
     reg = params["register"]
@@ -134,9 +135,7 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("register", help="log + register the evaluated model and apply the gate",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
-    r.add_argument("-s", "--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a params value, e.g. -s register.margin=0.01 (repeatable)")
+    add_params_arguments(r, example="register.margin=0.01")
     r.add_argument("--metrics", type=Path, help="metrics file (default: <evaluate.out>/metrics.json)")
     r.add_argument("--out", type=Path, help="decision folder (default: register.out)")
     r.add_argument("--experiment", help="MLflow experiment (default: vitdet-pipeline)")
@@ -154,16 +153,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     apply_defaults()
     args = _parser().parse_args(argv)
-    from components.common.params import load_params, parse_override
+    from components.common.params import load_params_or_exit
 
     model = getattr(args, "model", None)
     params: dict = {}
     if args.command == "register" or not model:  # rollback/show only need the default name
-        try:
-            params = load_params(args.params, dict(parse_override(s) for s in getattr(args, "set", [])))
-        except (KeyError, ValueError) as exc:
-            print(f"bad --set: {exc}", file=sys.stderr)
-            return 2
+        params = load_params_or_exit(args.params, getattr(args, "overrides", []))
         model = model or (params.get("register") or {}).get("model_name")
 
     from mlflow.exceptions import MlflowException
@@ -179,12 +174,12 @@ def main(argv: list[str] | None = None) -> int:
             print("no model name: pass --model NAME or set register.model_name", file=sys.stderr)
             return 2
         if args.command == "rollback":
-            from components.tracking.registry import rollback
+            from components.tracking.promotion import rollback
 
             result = rollback(model).to_dict()
             print(_summary(result), file=sys.stdout if result["promoted"] else sys.stderr)
             return 0 if result["promoted"] else 1
-        from components.tracking.registry import describe
+        from components.tracking.promotion import describe
 
         info = describe(model)
         if args.json:

@@ -1,24 +1,20 @@
 """``python -m components.train --params params.yaml [--set finetune.epochs=2 ...]``"""
 from __future__ import annotations
 
-import argparse
 import sys
 
 from components.common.env import apply_defaults
+from components.common.params import stage_parser
 
 
 def main(argv: list[str] | None = None) -> int:
     apply_defaults()
-    parser = argparse.ArgumentParser(
-        prog="python -m components.train",
-        description="Fine-tune ViT + Mask R-CNN (mmengine Runner) on the validated dataset "
-                    "(data.out) and write <work_dir>/final/{model.safetensors,config.py,"
+    parser = stage_parser(
+        "python -m components.train",
+        description="Fine-tune Mask R-CNN with the model.backbone family (mmengine Runner) on "
+                    "the validated dataset (data.out) and write <work_dir>/final/{model.safetensors,config.py,"
                     "meta.json,train_log.jsonl}. Resumes an interrupted run with the same "
                     "config automatically.")
-    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a params value by dotted name, e.g. finetune.epochs=2 "
-                             "(repeatable; value parsed as YAML)")
     parser.add_argument("--work-dir", default=None,
                         help="output folder (default: finetune.work_dir from params)")
     parser.add_argument("--validated", default=None, metavar="PATH",

@@ -1,21 +1,23 @@
-"""``params.yaml`` -> resolved mmengine ``Config`` for ViT + Mask R-CNN fine-tuning.
+"""``params.yaml`` -> resolved mmengine ``Config`` for Mask R-CNN fine-tuning on any backbone.
 
 The structure (model, LSJ pipeline, evaluator, hooks) lives in the Python config files under
-``configs/`` (``vitdet_mask_rcnn.py`` composed on ``mask_rcnn_base.py``); this module fills in
-every user-facing number by name from params. Transforms and hooks are looked up by their
-``type``, never by list position.
+``configs/`` (``mask_rcnn.py`` composed on ``mask_rcnn_base.py``); this module fills in every
+user-facing number by name from params. Transforms and hooks are looked up by their ``type``,
+never by list position. The backbone comes only through the backbone contract
+(:mod:`components.models.backbones`): no field of a particular backbone is read here.
 
 params -> config:
   data.out                        data_root of every dataset; COCO classes -> num_classes
-  model.size / patch_size /
-    pretrain_img_size / attention
-    / drop_path / checkpoint /
-    activation_checkpointing /
-    attn_impl                     model.backbone (PlainViT); neck/FPN in_channels = embed dim
+  model.backbone / size /
+    checkpoint (+ the family's
+    own keys, e.g. the ViT's
+    patch_size, attention,
+    adapter, rel_pos ...)         model.backbone = family.config(model); the necks before the
+                                    FPN and the pyramid's channels/strides = family.pyramid()
+                                    -> FPN in_channels, anchor strides, RoI feature strides (one
+                                    level = no FPN, the paper's Table 2 ablation)
   model.heads                     head upgrades: 'paper' | 'classic' | {fpn_norm, rpn_2conv,
                                     box_4conv1fc, mask_norm: bool} (HEAD_UPGRADES)
-  model.adapter                   ViT -> FPN adapter (ADAPTER_LAYOUTS: 'multiscale' | 'simple'
-                                    | 'single' = no FPN, the paper's Table 2 ablation)
   model.fpn_channels              FPN / RPN / RoI head width
   model.roi_samples               RoIs sampled per image for the box head
   model.geometry_scale            anchor sizes and RoI-level thresholds x this; 'auto' =
@@ -23,7 +25,8 @@ params -> config:
   model.cfg_options               expert escape hatch: dotted mmengine keys merged last
   finetune.img_size, lsj_scale    LSJ RandomResize / RandomCrop / Pad, test Resize
   finetune.batch_size/num_workers dataloaders
-  finetune.lr/weight_decay/betas  AdamW;  finetune.layer_decay -> layer-wise lr decay
+  finetune.lr/weight_decay/betas  AdamW;  finetune.layer_decay -> layer-wise lr decay;
+                                    finetune.grad_clip -> max global grad norm (0 = off)
   finetune.epochs/warmup_epochs   train loop + lr schedule (components.train.schedule)
   finetune.val_interval,
     checkpoint_interval,
@@ -37,21 +40,21 @@ import copy
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from mmengine.config import Config, ConfigDict
 
 from components.common.env import PROJECT_ROOT
 from components.data import layout
-from components.models.sizes import get_size
+from components.models.backbones import BackboneFamily, get_backbone, single_level_anchor_scales
 from components.train.schedule import Schedule, lr_schedulers, make_schedule
 
-__all__ = ["CONFIG_DIR", "VIT_CONFIG", "HEAD_VARIANTS", "HEAD_UPGRADES", "head_upgrades",
-           "ADAPTER_LAYOUTS", "build_config", "resolve_path",
+__all__ = ["CONFIG_DIR", "MASK_RCNN_CONFIG", "HEAD_VARIANTS", "HEAD_UPGRADES", "head_upgrades",
+           "build_config", "resolve_path", "backbone_family",
            "coco_classes", "count_train_images", "dataset_cfg", "schedule_of", "find_transform"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-VIT_CONFIG = CONFIG_DIR / "vitdet_mask_rcnn.py"
+MASK_RCNN_CONFIG = CONFIG_DIR / "mask_rcnn.py"
 
 
 def resolve_path(path: str | Path) -> Path:
@@ -149,28 +152,36 @@ def head_upgrades(value: Any) -> dict[str, bool]:
     raise ValueError(f"model.heads must be a preset name or a mapping, got {value!r}")
 
 
-def _pyramid(model: ConfigDict, mode: str) -> None:
-    """Adapter modes that feed the FPN four scales (strides 4-32, + P6 by max-pool)."""
-    model.neck[0].mode = mode
+def backbone_family(model: Mapping[str, Any]) -> BackboneFamily:
+    """The registered family ``model.backbone`` names (default ``vit``)."""
+    return get_backbone(str(model.get("backbone", "vit")))
 
 
-def _single_scale(model: ConfigDict) -> None:
-    """No feature pyramid (paper Table 2, "no FPN"): the last block's stride-16 map only.
+def _attach_pyramid(model: ConfigDict, necks: list[dict],
+                    shape: Mapping[str, tuple[int, int]]) -> None:
+    """Necks before the FPN, and the FPN / anchors / RoI extractors sized for ``shape``.
 
-    The FPN keeps one level (a 1x1 lateral + 3x3 output conv, so the heads' width and norms stay
-    as in the FPN variants); the RPN gets five anchor scales on that level, 32-512 px like the
-    five FPN levels' 8 x stride (both then x ``geometry_scale``), and both RoI extractors read
-    stride 16. Everything else equal.
+    Several levels: FPN over them plus one max-pooled level (P6), one anchor size per level
+    (8 x stride, then x ``geometry_scale``), RoIs pooled from the levels. One level (the paper's
+    "no FPN" row): the FPN keeps one level (a 1x1 lateral + 3x3 output conv, so the heads'
+    width and norms stay as in the FPN variants), the RPN gets five anchor scales on it,
+    the same sizes as the five FPN levels' anchors, and both RoI extractors read it.
     """
-    model.neck[0].mode = "single"
-    fpn = model.neck[-1]
-    fpn.in_channels = fpn.in_channels[:1]
-    fpn.num_outs = 1
+    fpn = model.neck if isinstance(model.neck, Mapping) else model.neck[-1]
+    channels = [int(c) for c, _ in shape.values()]
+    strides = [int(s) for _, s in shape.values()]
+    fpn.in_channels = channels
     anchors = model.rpn_head.anchor_generator
-    anchors.strides = [16]
-    anchors.scales = [2, 4, 8, 16, 32]
+    if len(strides) == 1:
+        fpn.num_outs = 1
+        anchors.strides = strides
+        anchors.scales = single_level_anchor_scales(strides[0])
+    else:
+        fpn.num_outs = len(strides) + 1
+        anchors.strides = strides + [2 * strides[-1]]
     for name in ("bbox_roi_extractor", "mask_roi_extractor"):
-        model.roi_head[name].featmap_strides = [16]
+        model.roi_head[name].featmap_strides = strides
+    model.neck = [ConfigDict(n) for n in necks] + [fpn]
 
 
 PAPER_IMG_SIZE = 1024  # the paper's LSJ side: mmdet's anchors (32-512 px) and RoI levels fit it
@@ -179,11 +190,14 @@ PAPER_IMG_SIZE = 1024  # the paper's LSJ side: mmdet's anchors (32-512 px) and R
 def _geometry_scale(params: Mapping[str, Any]) -> float:
     """Factor for anchor sizes and RoI-level thresholds (``model.geometry_scale``).
 
-    Why: mmdet's Mask R-CNN geometry is sized for ~1024 px inputs: anchors 32-512 px on strides
-    4-64, and RoIs smaller than 112 px pooled from the stride-4 level (``finest_scale`` 56). At a
-    CPU-sized 256 px input every object is < 112 px, so all RoIs read the stride-4 map (fed by
-    block d/4 only), and the largest anchors are 2x the image. 'auto' shrinks both by
-    ``img_size / 1024`` so a 256 px run sees the paper's geometry on its scaled-down scenes.
+    mmdet's geometry ties sizes to feature cells, not to the image: an anchor is 8 x its stride
+    (32-512 px on strides 4-64) and a RoI of side < 112 px (2 x ``finest_scale`` 56) is pooled
+    from stride 4, so every object is matched and pooled where it spans ~8 cells. That holds at
+    any input size, so 1.0 is the default. A factor < 1 suits objects smaller than 32 px.
+    ``'auto'`` (``img_size / 1024``, "the paper's 1024 px geometry shrunk to the input") is kept
+    as an option but measured worse: at 128 px it makes anchors 1 x stride, so a 31 px object
+    meets one 32 px anchor per 32 px cell and the RPN gets 2 positive anchors per image instead
+    of 11 (``benchmarks/detection_diagnostics.py``), and RoIs read a 4x4 map at 2-3 cells a box.
     """
     value = params["model"].get("geometry_scale", 1.0)
     if value == "auto":
@@ -202,11 +216,6 @@ def _scale_geometry(model: ConfigDict, factor: float) -> None:
         model.roi_head[name].finest_scale *= factor
 
 
-ADAPTER_LAYOUTS: dict[str, Callable[[ConfigDict], None]] = {
-    "multiscale": lambda model: _pyramid(model, "multiscale"),
-    "simple": lambda model: _pyramid(model, "simple"),
-    "single": _single_scale,
-}
 
 
 def _set_width(model: ConfigDict, width: int) -> None:
@@ -239,29 +248,21 @@ def build_config(params: Mapping[str, Any], *, work_dir: Path | str | None = Non
     """Resolved mmengine Config for ``params`` (see the module docstring for the mapping)."""
     m, ft = params["model"], params["finetune"]
     data_root = resolve_path(params["data"]["out"]).resolve()
-    cfg = Config.fromfile(str(VIT_CONFIG))
-    for placeholder in ("IMG", "PAD", "C", "_dataset", "norm_cfg"):
+    cfg = Config.fromfile(str(MASK_RCNN_CONFIG))
+    for placeholder in ("IMG", "PAD", "_dataset", "norm_cfg"):
         cfg.pop(placeholder, None)
 
     classes = coco_classes(layout.coco_json(data_root, "train"))
     sched = schedule_of(params)
 
-    # ---- model
+    # ---- model: the backbone and its pyramid through the contract, then the heads
     model = cfg.model
-    bb = model.backbone
-    bb.size = m["size"]
-    bb.patch_size = int(m["patch_size"])
-    bb.pretrain_img_size = int(m["pretrain_img_size"])
-    bb.attention = m["attention"]
-    bb.drop_path_rate = float(m["drop_path"])
-    bb.with_cp = bool(m.get("activation_checkpointing", False))
-    bb.attn_impl = str(m.get("attn_impl", "fused"))
-    bb.pretrained = str(resolve_path(m["checkpoint"])) if m.get("checkpoint") else None
+    family = backbone_family(m)
+    model_params = dict(m, checkpoint=str(resolve_path(m["checkpoint"])) if m.get("checkpoint")
+                        else "")
+    model.backbone = ConfigDict(family.config(model_params))
+    _attach_pyramid(model, *family.pyramid(model.backbone.to_dict(), model_params))
     _apply_head_upgrades(model, head_upgrades(m.get("heads", "paper")))
-    adapter = m.get("adapter", "multiscale")
-    if adapter not in ADAPTER_LAYOUTS:
-        raise ValueError(f"model.adapter must be one of {sorted(ADAPTER_LAYOUTS)}, got {adapter!r}")
-    ADAPTER_LAYOUTS[adapter](model)
     _set_width(model, int(m.get("fpn_channels", 256)))
     _scale_geometry(model, _geometry_scale(params))
     model.train_cfg.rcnn.sampler.num = int(m.get("roi_samples", 512))
@@ -295,6 +296,9 @@ def build_config(params: Mapping[str, Any], *, work_dir: Path | str | None = Non
     opt.optimizer.update(lr=float(ft["lr"]), weight_decay=float(ft["weight_decay"]),
                          betas=tuple(float(b) for b in ft["betas"]))
     opt.paramwise_cfg.layer_decay_rate = float(ft["layer_decay"])
+    clip = float(ft.get("grad_clip", 0.0) or 0.0)
+    if clip > 0:  # max global grad norm: keeps the first steps of a from-scratch run stable
+        opt.clip_grad = dict(max_norm=clip, norm_type=2)
     # epochs -> iterations: see components/train/schedule.py for the arithmetic
     cfg.param_scheduler = lr_schedulers(sched)
     cfg.train_cfg.update(max_epochs=int(ft["epochs"]), val_interval=int(ft["val_interval"]))
@@ -314,13 +318,11 @@ def build_config(params: Mapping[str, Any], *, work_dir: Path | str | None = Non
     cfg.work_dir = str(resolve_path(work_dir or ft["work_dir"]))
     cfg.schedule = dict(vars(sched))  # recorded for meta.json / tests; ignored by mmengine
 
-    # ---- expert overrides last (e.g. tiny test models); derived channels follow the backbone
+    # ---- expert overrides last (e.g. tiny test models); the necks' input channels follow the
+    # (possibly overridden) backbone through its contract
     if m.get("cfg_options"):
         cfg.merge_from_dict(dict(m["cfg_options"]))
-    embed = cfg.model.backbone.get("embed_dim") or get_size(cfg.model.backbone.size).embed_dim
-    for neck in cfg.model.neck:
-        if neck["type"] == "ViTFPNAdapter":
-            neck["in_channels"] = embed
-        elif neck["type"] == "FPN":
-            neck["in_channels"] = [embed] * len(neck["in_channels"])
+        necks, shape = family.pyramid(cfg.model.backbone.to_dict(), model_params)
+        cfg.model.neck = [ConfigDict(n) for n in necks] + [cfg.model.neck[-1]]
+        cfg.model.neck[-1].in_channels = [int(c) for c, _ in shape.values()]
     return cfg

@@ -85,7 +85,8 @@ def config_hash(cfg, data_content_hash: str) -> str:
 def merge_json_logs(paths: list[Path]) -> list[dict]:
     """mmengine json-log lines of several (resumed) segments, later segments winning per step.
 
-    Train lines (``loss``...) are keyed by iteration, val lines (``coco/...``) by epoch.
+    Train lines (``loss``...) are keyed by iteration, val lines (``coco/...``, or none when the
+    model detected nothing) by epoch.
     """
     rows: dict[tuple[str, int], dict] = {}
     for path in paths:
@@ -95,7 +96,8 @@ def merge_json_logs(paths: list[Path]) -> list[dict]:
             if not line.strip():
                 continue
             row = json.loads(line)
-            kind = "val" if any(k.startswith("coco/") for k in row) else "train"
+            # a val line has no loss (and no coco/ keys at all when nothing was detected)
+            kind = "train" if "loss" in row else "val"
             rows[(kind, int(row.get("step", 0)))] = row
     return [rows[k] for k in sorted(rows, key=lambda k: (k[1], k[0]))] if rows else []
 

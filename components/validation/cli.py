@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from components.common.env import apply_defaults
+from components.common.params import add_params_arguments
 
 DEFAULT_OUT = "results/validation"
 
@@ -20,13 +21,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Validate a dataset folder (COCO / OpenImages / captions + image files) with "
                     "Great Expectations. Writes report.html, report.md and summary.json to --out "
                     "and, only if everything passes, validated.json (deleted first on every run).")
-    p.add_argument("--params", default="params.yaml", help="params file (section: validation)")
+    add_params_arguments(p, example="validation.decode_images=false",
+                         params_help="params file (sections data, validation; default: %(default)s)")
     p.add_argument("--dataset", help="dataset folder (default: params data.out)")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"report folder (default: {DEFAULT_OUT})")
     p.add_argument("--suite", action="append", dest="suites", metavar="NAME",
                    help="run only this registered suite (repeatable; default: all that apply)")
-    p.add_argument("-s", "--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a params value, e.g. -s validation.decode_images=false")
     p.add_argument("--gx-data-docs", action="store_true",
                    help="also build GX Data Docs in <out>/gx-data-docs (needs CDN assets to "
                         "render styled; report.html is self-contained)")
@@ -37,20 +37,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     apply_defaults()
     args = parse_args(argv)
-    from components.common.params import load_params, parse_override
+    from components.common.params import load_params_or_exit
     from components.validation.gate import validate_dataset
     from components.validation.report import console_lines
     from components.validation.suites import REGISTRY
 
-    unknown = sorted(set(args.suites or []) - set(REGISTRY))
+    unknown = [name for name in args.suites or [] if name not in REGISTRY]
     if unknown:
-        print(f"unknown suite(s) {unknown}; registered: {sorted(REGISTRY)}", file=sys.stderr)
+        print("; ".join(REGISTRY.unknown(name) for name in unknown), file=sys.stderr)
         return 2
-    try:
-        params = load_params(args.params, dict(parse_override(s) for s in args.set))
-    except (KeyError, ValueError) as err:
-        print(f"bad --set: {err}", file=sys.stderr)
-        return 2
+    params = load_params_or_exit(args.params, args.overrides)
     dataset = Path(args.dataset or params.get("data", {}).get("out", "data/dataset"))
     out = Path(args.out)
     from components.tracking.runs import stage_run

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from components.train.testing import shared_tiny_dataset
+from testkit.finetune import shared_tiny_dataset
 
 
 @pytest.fixture(scope="module", autouse=True)

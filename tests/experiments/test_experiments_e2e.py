@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from components.common.params import load_params
 from components.experiments.__main__ import main
 from components.experiments.runner import run_experiment
-from components.train.testing import TINY_OVERRIDES, tiny_params
+from testkit.finetune import TINY_OVERRIDES, tiny_params
 from components.tracking.runs import parent_run_id
 
 pytestmark = pytest.mark.slow

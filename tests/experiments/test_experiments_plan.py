@@ -117,8 +117,8 @@ def test_transfer_check_names_the_pretraining_command(params, tmp_path):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["run", "nope"], "known: ['attention', 'fpn', 'heads', 'transfer']"),
-    (["report", "nope"], "known: ['attention', 'fpn', 'heads', 'transfer']"),
+    (["run", "nope"], "known: attention, fpn, heads, transfer"),
+    (["report", "nope"], "known: attention, fpn, heads, transfer"),
     (["run", "fpn", "--variants", "nope"], "known: ['multiscale', 'simple', 'single']"),
 ])
 def test_cli_usage_errors_exit_2(argv, needle, capsys):
@@ -146,7 +146,7 @@ def test_experiment_seeds_override_the_shared_seeds(params):
 
 
 def test_heads_variants_switch_one_upgrade_each(params, tmp_path):
-    from components.train.config import build_config, head_upgrades
+    from components.train.config import head_upgrades
 
     spec = get_experiment("heads")
     params["experiments"]["heads"] = {"variants": ["paper", "classic", "no_box_4conv1fc"],

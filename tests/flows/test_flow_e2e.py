@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flowkit import base_env, copy_project, flow_run_id_from, flow_run_report, free_port
+from testkit.flows import base_env, copy_project, flow_run_id_from, flow_run_report, free_port
 
 pytestmark = pytest.mark.slow
 

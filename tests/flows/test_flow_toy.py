@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flowkit import base_env, flow_run_id_from, flow_run_report, make_toy
+from testkit.flows import base_env, flow_run_id_from, flow_run_report, make_toy
 
 pytestmark = pytest.mark.slow
 

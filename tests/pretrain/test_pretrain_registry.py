@@ -12,7 +12,7 @@ from pretrain_helpers import IMG, TINY_ARCH, tiny_cfg
 from safetensors.torch import load_file
 
 import components.pretrain as pretrain
-from components.models.vit import ViT
+from components.models.backbones.vit import ViT
 from components.models.weights import load_backbone_weights
 from components.pretrain.stage import run
 

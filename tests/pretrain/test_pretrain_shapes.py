@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from components.models.sizes import encoder_param_count
+from components.models.backbones.vit import encoder_param_count
 from components.pretrain.beit import BEiTPretrainer
 from components.pretrain.common import build_backbone
 from components.pretrain.mae import DECODER_PRESETS, MAEPretrainer

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from components.common.env import PROJECT_ROOT
 from components.common.params import load_params
 from components.tracking import cli, runs
-from components.tracking.registry import CHALLENGER, CHAMPION, MlflowRegistry
+from components.tracking.promotion import CHALLENGER, CHAMPION, MlflowRegistry
 from components.tracking.runs import ensure_experiment, parent_run_id, stage_run
 from tracking_helpers import unique
 

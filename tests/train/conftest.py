@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.train.testing import shared_tiny_dataset, shared_tiny_run
+from testkit.finetune import shared_tiny_dataset, shared_tiny_run
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from components.common.env import PROJECT_ROOT
 from components.common.params import load_params
 from components.train.finetune import DatasetNotValidated, finetune
 from components.train.hooks import NonFiniteLossError
-from components.train.testing import tiny_params
+from testkit.finetune import tiny_params
 
 
 def _run(run_id):

@@ -7,7 +7,7 @@ import torch
 from components.common.params import load_params
 from components.train.config import build_config
 from components.train.optim import FiniteLossOptimWrapper, param_groups
-from components.train.testing import tiny_params
+from testkit.finetune import tiny_params
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import yaml
 from components.common.env import PROJECT_ROOT
 from components.common.params import load_params
 from components.train.finetune import finetune
-from components.train.testing import tiny_params
+from testkit.finetune import tiny_params
 
 
 def _wait_for_checkpoint(proc, state_file, name, log, timeout=240.0):

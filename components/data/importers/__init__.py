@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from components.common.registry import Registry
 from components.data.importers._common import UnsafePathError
 from components.data.importers.coco import import_coco
 from components.data.importers.imagetext import import_imagetext
@@ -24,15 +25,12 @@ __all__ = ["IMPORTERS", "Importer", "UnsafePathError", "get_importer",
 
 Importer = Callable[..., dict]
 
-IMPORTERS: dict[str, Importer] = {
-    "coco": import_coco,
-    "openimages": import_openimages,
-    "imagetext": import_imagetext,
-}
+IMPORTERS: Registry[Importer] = Registry("data source",
+                                         "components/data/importers/, or data.source: synthetic")
+IMPORTERS.register("coco", import_coco)
+IMPORTERS.register("openimages", import_openimages)
+IMPORTERS.register("imagetext", import_imagetext)
 
 
 def get_importer(name: str) -> Importer:
-    try:
-        return IMPORTERS[name]
-    except KeyError:
-        raise KeyError(f"unknown data source {name!r}; importers: {sorted(IMPORTERS)} (or 'synthetic')") from None
+    return IMPORTERS.get(name)

@@ -24,22 +24,13 @@ from components.data.formats import (mask_to_polygons, mask_to_rle, write_captio
 from components.data.manifest import write_manifest
 from components.data.synthetic.captions import caption
 from components.data.synthetic.scene import render_scene
+from components.data.synthetic.presets import DEFAULT_PRESET, PRESETS
 from components.data.synthetic.shapes import SHAPES, SUPERCATEGORY
 
 __all__ = ["DEFAULTS", "resolve_config", "generate", "categories", "oi_label", "tiny_config"]
 
-# Same values as params.yaml `data.synthetic`; a partial cfg passed to generate() is
-# completed from these.
-DEFAULTS: dict[str, Any] = {
-    "image_size": 256,
-    "num_images": {"train": 240, "val": 60, "test": 60, "unlabeled": 300},
-    "objects_per_image": [2, 12],
-    "scale_range": [0.06, 0.45],
-    "occlusion": 0.35,
-    "clutter": 0.6,
-    "crowd_fraction": 0.05,
-    "jpeg_quality": 92,
-}
+# What a partial cfg passed to generate() without a ``preset`` is completed from.
+DEFAULTS: dict[str, Any] = PRESETS[DEFAULT_PRESET]
 _SPLIT_CODE = {"train": 1, "val": 2, "test": 3, layout.UNLABELED: 4}
 _AUTO_PARALLEL_MIN = 150  # below this many images a process pool costs more than it saves
 
@@ -63,12 +54,22 @@ def tiny_config(**overrides: Any) -> dict:
 
 
 def resolve_config(cfg: Mapping[str, Any] | None) -> dict:
-    """Complete a (partial) ``data.synthetic`` dict from :data:`DEFAULTS` and check it."""
-    out = copy.deepcopy(DEFAULTS)
-    for key, value in (cfg or {}).items():
+    """Complete a (partial) ``data.synthetic`` dict from its ``preset`` and check it.
+
+    ``preset`` names an entry of :data:`PRESETS` (default :data:`DEFAULT_PRESET`); every other
+    key overrides the preset's value unless it is None. The result names its preset.
+    """
+    cfg = dict(cfg or {})
+    preset = cfg.pop("preset", None) or DEFAULT_PRESET
+    if preset not in PRESETS:
+        raise KeyError(f"data.synthetic.preset: unknown preset {preset!r}; known: {sorted(PRESETS)} "
+                       "(components/data/synthetic/presets.py)")
+    out = copy.deepcopy(PRESETS[preset])
+    for key, value in cfg.items():
         if key not in out:
             raise KeyError(f"data.synthetic.{key}: unknown key; known: {sorted(out)}")
-        out[key] = dict(value) if key == "num_images" else value
+        if value is not None:
+            out[key] = dict(value) if key == "num_images" else value
     nums = {**{s: 0 for s in _SPLIT_CODE}, **{k: int(v) for k, v in out["num_images"].items()}}
     unknown = set(nums) - set(_SPLIT_CODE)
     if unknown:
@@ -76,6 +77,13 @@ def resolve_config(cfg: Mapping[str, Any] | None) -> dict:
     out["num_images"] = nums
     out["objects_per_image"] = [int(v) for v in out["objects_per_image"]]
     out["scale_range"] = [float(v) for v in out["scale_range"]]
+    out["classes"] = [str(c) for c in out["classes"]]
+    unknown_cls = [c for c in out["classes"] if c not in SHAPES]
+    if unknown_cls or not out["classes"] or len(set(out["classes"])) != len(out["classes"]):
+        raise ValueError(f"data.synthetic.classes: need distinct names from {list(SHAPES)}, got "
+                         f"{out['classes']}")
+    # ids follow SHAPES order whatever order the list is written in: one class, one id
+    out["classes"] = [c for c in SHAPES if c in out["classes"]]
     lo, hi = out["objects_per_image"]
     smin, smax = out["scale_range"]
     rules = [
@@ -91,13 +99,15 @@ def resolve_config(cfg: Mapping[str, Any] | None) -> dict:
     for ok, rule in rules:
         if not ok:
             raise ValueError(f"data.synthetic: {rule} (got {out})")
-    return out
+    return {"preset": preset, **out}
 
 
-def categories() -> list[dict]:
-    """COCO categories of the synthetic classes, ids from 1 in :data:`SHAPES` order."""
+def categories(classes: list[str] | None = None) -> list[dict]:
+    """COCO categories of the synthetic classes (default: all), ids from 1 in :data:`SHAPES`
+    order."""
+    names = [c for c in SHAPES if classes is None or c in classes]
     return [{"id": i, "name": name, "supercategory": SUPERCATEGORY[name]}
-            for i, name in enumerate(SHAPES, start=1)]
+            for i, name in enumerate(names, start=1)]
 
 
 def oi_label(name: str) -> str:
@@ -174,7 +184,7 @@ def _render_all(cfg: dict, seed: int, images_root: Path, workers: int, progress:
 
 
 def _write_labels(root: Path, cfg: dict, records: list[dict]) -> None:
-    cats = categories()
+    cats = categories(cfg["classes"])
     cat_id = {c["name"]: c["id"] for c in cats}
     write_oi_classes(layout.oi_classes_csv(root), [(oi_label(c["name"]), c["name"]) for c in cats])
     for split in layout.SPLITS:

@@ -32,7 +32,6 @@ PALETTE: dict[str, tuple[int, int, int]] = {
     "white": (240, 240, 240), "black": (25, 25, 25), "gray": (128, 128, 128), "brown": (125, 80, 40),
 }
 _COLOUR_NAMES = tuple(PALETTE)
-_CLASS_NAMES = tuple(SHAPES)
 _TEXTURES = ("solid", "stripes", "checker", "noise", "gradient")
 _TEXTURE_P = (0.3, 0.2, 0.15, 0.2, 0.15)
 BACKGROUNDS = ("plain", "gradient", "noisy", "striped", "cluttered")
@@ -223,9 +222,10 @@ def _paint(img: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int], fi
     img[y0:y1, x0:x1][sel] = np.clip(fill[sel], 0, 255).astype(np.uint8)
 
 
-def _crowd(rng: np.random.Generator, size: int) -> tuple[str, np.ndarray, tuple[int, int, int, int], float]:
+def _crowd(rng: np.random.Generator, size: int, classes: tuple[str, ...]
+           ) -> tuple[str, np.ndarray, tuple[int, int, int, int], float]:
     """A dense group of small same-class shapes, annotated once with ``iscrowd=1``."""
-    category = _CLASS_NAMES[rng.integers(len(_CLASS_NAMES))]
+    category = classes[rng.integers(len(classes))]
     cx, cy = rng.uniform(0.2 * size, 0.8 * size, 2)
     spread = size * rng.uniform(0.07, 0.14)
     mask = np.zeros((size, size), np.uint8)
@@ -249,11 +249,12 @@ def render_scene(rng: np.random.Generator, cfg: Mapping[str, Any], crowd: bool =
     keep = 1.0 - float(cfg["occlusion"])
     clutter = float(cfg["clutter"])
     min_vis = min_visible_area(size)
+    classes = tuple(cfg.get("classes") or SHAPES)
 
     img, background = _background(rng, size, clutter)
     placed: list[SceneObject] = []
     if crowd:
-        category, mask, box, member = _crowd(rng, size)
+        category, mask, box, member = _crowd(rng, size, classes)
         area = int(mask.sum())
         if area >= min_vis:
             colour, base = _base_colour(rng)
@@ -264,7 +265,7 @@ def render_scene(rng: np.random.Generator, cfg: Mapping[str, Any], crowd: bool =
     log_lo, log_hi = np.log(smin), np.log(smax)
     for k in range(int(rng.integers(lo, hi + 1))):
         for _ in range(60 if k < lo else 8):
-            category = _CLASS_NAMES[rng.integers(len(_CLASS_NAMES))]
+            category = classes[rng.integers(len(classes))]
             scale = float(np.exp(rng.uniform(log_lo, log_hi)))
             radius = scale * size / 2
             cx, cy = rng.uniform(-0.05 * size, 1.05 * size, 2)

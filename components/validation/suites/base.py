@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import pandas as pd
 
+from components.common.registry import Registry
 from components.validation.images import RULE_TEXT, RULES, ImageChecker
 from components.validation.result import Failure
 from components.validation.tables import objects
@@ -65,14 +66,12 @@ class Suite(ABC):
         """Tables to validate with GX, plus file-level failures found while reading."""
 
 
-REGISTRY: dict[str, Suite] = {}
+REGISTRY: Registry[Suite] = Registry("validation suite", "components/validation/suites/")
 
 
 def register(cls: type[Suite]) -> type[Suite]:
     """Class decorator: make a suite available by its ``name``."""
-    if cls.name in REGISTRY:
-        raise ValueError(f"validation suite {cls.name!r} registered twice")
-    REGISTRY[cls.name] = cls()
+    REGISTRY.register(cls.name, cls(), source=cls)
     return cls
 
 

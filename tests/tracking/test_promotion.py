@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from components.tracking.registry import (
+from components.tracking.promotion import (
     CHALLENGER,
     CHAMPION,
     HISTORY_TAG,

@@ -4,12 +4,17 @@ Follows "Benchmarking Detection Transfer Learning with Vision Transformers" (Li 
 arXiv 2111.11429) and, for the optional decomposed relative position bias, ViTDet (Li et al.,
 2022, arXiv 2203.16527). Everything the forward pass needs is in this file, top to bottom:
 
+0. the variants as data (:data:`SIZES`: ViT-Ti/S/B/L) and the closed-form parameter count;
 1. helpers: block placement (:func:`quarter_indices`, :func:`global_block_indices`), stochastic
    depth (:class:`DropPath`), window (un)partition with padding, position-embedding resize,
    decomposed relative position bias;
 2. :class:`PatchEmbed`, :class:`Attention` (fused ``scaled_dot_product_attention`` or the
    explicit ``naive`` form), :class:`Mlp`, :class:`Block` (pre-norm; windowed or global);
-3. :class:`ViT` (registered in mmdet's ``MODELS`` as ``'PlainViT'``).
+3. :class:`ViT` (registered in mmdet's ``MODELS`` as ``'PlainViT'``);
+4. :class:`ViTFamily`, the backbone contract (:mod:`components.models.backbones.base`)
+   registered as ``vit``: params -> config, output shapes, the adapter into FPN, and how
+   checkpoints from other codebases are fitted (mmpretrain names, cls tokens, resized
+   position embeddings and relative-position tables).
 
 Shapes: the image is ``(B, 3, H, W)``; tokens travel channels-last as ``(B, h, w, C)`` with
 ``h = H / 16``; the outputs are a tuple of ``(B, C, h, w)`` maps, all at stride 16.
@@ -22,18 +27,28 @@ the four global blocks.
 """
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from components.models.adapter import ADAPTER_MODES
+from components.models.backbones.base import BACKBONES, BackboneFamily, FeatureShape
 from components.models.registry import BaseModule, get_logger, register_model
-from components.models.sizes import get_size
+from components.models.weights import shape_error
 
 __all__ = [
+    "ViTSize",
+    "SIZES",
+    "get_size",
+    "encoder_param_count",
+    "ViTFamily",
     "ATTENTION_MODES",
     "ATTN_IMPLS",
     "ViT",
@@ -50,6 +65,53 @@ __all__ = [
 
 ATTENTION_MODES = ("hybrid", "windowed", "global")
 ATTN_IMPLS = ("fused", "naive")
+
+
+# --------------------------------------------------------------------------- variants
+# Why data: the backbone, the benchmarks and the tests all sweep the same table; adding a size
+# is adding one row. ``encoder_param_count`` is the closed form of the backbone's parameter
+# count, so size claims ("ViT-B is ~86M") are checked without building the model.
+@dataclass(frozen=True)
+class ViTSize:
+    embed_dim: int
+    depth: int
+    num_heads: int
+    patch_size: int = 16
+    mlp_ratio: float = 4.0
+
+
+SIZES: dict[str, ViTSize] = {
+    "tiny": ViTSize(embed_dim=192, depth=12, num_heads=3),
+    "small": ViTSize(embed_dim=384, depth=12, num_heads=6),
+    "base": ViTSize(embed_dim=768, depth=12, num_heads=12),  # ~86M (ViT-B/16 encoder)
+    "large": ViTSize(embed_dim=1024, depth=24, num_heads=16),  # ~304M (ViT-L/16 encoder)
+}
+
+
+def get_size(name: str) -> ViTSize:
+    """Look a size up by name (``tiny | small | base | large``)."""
+    try:
+        return SIZES[name]
+    except KeyError:
+        raise KeyError(f"unknown ViT size {name!r}; known: {sorted(SIZES)} "
+                       "(components/models/backbones/vit.py)") from None
+
+
+def encoder_param_count(size: ViTSize | str, pretrain_img_size: int = 224, in_channels: int = 3,
+                        layer_scale: bool = False) -> int:
+    """Parameters of :class:`components.models.backbones.vit.ViT` with rel-pos off, counted in closed form.
+
+    patch conv ``C*in*p*p + C`` + pos_embed ``(S/p)^2 * C`` + depth x (qkv ``3C^2+3C``, proj
+    ``C^2+C``, fc1 ``hC+h``, fc2 ``hC+C``, two LayerNorms ``4C``, layer scale ``2C`` if on).
+    """
+    s = get_size(size) if isinstance(size, str) else size
+    c, p = s.embed_dim, s.patch_size
+    hidden = int(c * s.mlp_ratio)
+    patch = c * in_channels * p * p + c
+    pos = (pretrain_img_size // p) ** 2 * c
+    block = (3 * c * c + 3 * c) + (c * c + c) + (hidden * c + hidden) + (hidden * c + c) + 4 * c
+    block += 2 * c if layer_scale else 0
+    return patch + pos + s.depth * block
 
 
 # --------------------------------------------------------------------------- helpers
@@ -322,7 +384,7 @@ class ViT(BaseModule):
     """Plain ViT backbone returning stride-16 feature maps of chosen blocks (no cls token).
 
     Args:
-        size: ``tiny | small | base | large`` (:mod:`components.models.sizes`); ``embed_dim``,
+        size: ``tiny | small | base | large`` (:data:`SIZES`); ``embed_dim``,
             ``depth``, ``num_heads``, ``mlp_ratio`` override single fields (tests use tiny dims).
         patch_size: patch (= output stride), 16.
         pretrain_img_size: image side the weights were pretrained at; the absolute position
@@ -481,3 +543,136 @@ class ViT(BaseModule):
         return (f"pretrain_grid={self.pretrain_grid}, window={self.window_size}, "
                 f"global_blocks={self.global_blocks}, out_indices={self.out_indices}, "
                 f"checkpointed={sorted(self.cp_blocks)}")
+
+
+# --------------------------------------------------------------------------- the family
+# mmpretrain VisionTransformer / MAEViT / MoCoV3ViT -> ours (timm / MAE names already match).
+_MMPRETRAIN_RENAMES = (
+    (r"^patch_embed\.projection\.", "patch_embed.proj."),
+    (r"^layers\.(\d+)\.ln1\.", r"blocks.\1.norm1."),
+    (r"^layers\.(\d+)\.ln2\.", r"blocks.\1.norm2."),
+    (r"^layers\.(\d+)\.attn\.gamma1\.weight$", r"blocks.\1.ls1.gamma"),
+    (r"^layers\.(\d+)\.attn\.", r"blocks.\1.attn."),
+    (r"^layers\.(\d+)\.ffn\.layers\.0\.0\.", r"blocks.\1.mlp.fc1."),
+    (r"^layers\.(\d+)\.ffn\.layers\.1\.", r"blocks.\1.mlp.fc2."),
+    (r"^layers\.(\d+)\.ffn\.gamma2\.weight$", r"blocks.\1.ls2.gamma"),
+)
+_EXTRA_TOKENS = ("cls_token", "dist_token")
+
+
+def _pos_embed_grid(src: torch.Tensor, extra_tokens: int) -> torch.Tensor:
+    """Checkpoint pos_embed -> ``(1, g*g, C)`` without cls/extra tokens (square grid assumed)."""
+    if src.ndim == 4:  # (1, h, w, C)
+        return src.reshape(1, -1, src.shape[-1])
+    n = src.shape[1]
+    for extra in dict.fromkeys((extra_tokens, 0, 1, 2)):
+        side = math.isqrt(n - extra) if n > extra else 0
+        if side * side == n - extra:
+            return src[:, extra:]
+    raise ValueError(f"pos_embed: cannot read {n} positions as a square grid plus cls tokens")
+
+
+class ViTFamily(BackboneFamily):
+    """The paper's plain ViT: ``model.size`` one of :data:`SIZES`.
+
+    Reads ``patch_size``, ``pretrain_img_size`` (windows = the pretraining grid), ``attention``,
+    ``rel_pos`` (decomposed relative position bias), ``drop_path``,
+    ``activation_checkpointing``, ``attn_impl`` and ``adapter`` (how the four stride-16 block
+    outputs become FPN's strides 4-32: :class:`components.models.adapter.ViTFPNAdapter`);
+    ``arch`` (not in params.yaml) overrides ``embed_dim`` / ``depth`` / ``num_heads`` /
+    ``mlp_ratio`` for tiny test models.
+    """
+
+    name = "vit"
+    variants = SIZES
+    module = ViT
+    reads = ("patch_size", "pretrain_img_size", "attention", "rel_pos", "drop_path",
+             "activation_checkpointing", "attn_impl", "adapter")
+
+    @property
+    def config_type(self) -> str:
+        return "PlainViT"
+
+    def config(self, model: Mapping[str, Any]) -> dict[str, Any]:
+        self.variant(model.get("size", "tiny"))
+        checkpoint = model.get("checkpoint") or None
+        return dict(type="PlainViT", size=model.get("size", "tiny"),
+                    patch_size=int(model.get("patch_size", 16)),
+                    pretrain_img_size=int(model.get("pretrain_img_size", 224)),
+                    attention=str(model.get("attention", "hybrid")),
+                    use_rel_pos=bool(model.get("rel_pos", False)),
+                    drop_path_rate=float(model.get("drop_path", 0.0)),
+                    with_cp=bool(model.get("activation_checkpointing", False)),
+                    attn_impl=str(model.get("attn_impl", "fused")),
+                    out_indices=None,  # the quarter ends: blocks d/4, d/2, 3d/4, d
+                    pretrained=str(checkpoint) if checkpoint else None,
+                    **dict(model.get("arch") or {}))  # expert: single dims (tiny test models)
+
+    def pretraining_config(self, model: Mapping[str, Any]) -> dict[str, Any]:
+        """Global attention in every block (at the pretraining size a window IS the grid, so the
+        parameters are the detector's); a model shallower than 4 blocks returns its last."""
+        cfg = self.config(model)
+        depth = self._dims(cfg)[1]
+        cfg.update(attention="global", pretrained=None,
+                   out_indices=None if depth >= 4 else (depth - 1,))
+        return cfg
+
+    def _dims(self, cfg: Mapping[str, Any]) -> tuple[int, int]:
+        spec = get_size(cfg.get("size", "tiny"))
+        return int(cfg.get("embed_dim") or spec.embed_dim), int(cfg.get("depth") or spec.depth)
+
+    def output_shape(self, cfg: Mapping[str, Any]) -> dict[str, FeatureShape]:
+        channels, depth = self._dims(cfg)
+        patch = int(cfg.get("patch_size") or get_size(cfg.get("size", "tiny")).patch_size)
+        indices = cfg.get("out_indices")
+        indices = tuple(sorted(indices)) if indices is not None else quarter_indices(depth)
+        return {f"block{i}": (channels, patch) for i in indices}
+
+    def pyramid(self, cfg: Mapping[str, Any], model: Mapping[str, Any]
+                ) -> tuple[list[dict[str, Any]], dict[str, FeatureShape]]:
+        """The adapter of ``model.adapter``: ``multiscale`` / ``simple`` -> strides 4, 8, 16, 32
+        (x patch/16); ``single`` -> the last block's stride-16 map only (paper Table 2)."""
+        mode = model.get("adapter", "multiscale")
+        if mode not in ADAPTER_MODES:
+            raise ValueError(f"model.adapter must be one of {list(ADAPTER_MODES)}, got {mode!r}")
+        shape = self.output_shape(cfg)
+        channels, stride = next(iter(shape.values()))
+        neck = dict(type="ViTFPNAdapter", in_channels=channels, mode=mode)
+        if mode == "single":
+            return [neck], {"p4": (channels, stride)}
+        return [neck], {f"p{i + 2}": (channels, int(stride * f)) for i, f in
+                        enumerate((0.25, 0.5, 1, 2))}
+
+    # -- checkpoints
+    def prepare_checkpoint(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        renamed = {}
+        for key, value in state.items():
+            for pattern, repl in _MMPRETRAIN_RENAMES:
+                new, n = re.subn(pattern, repl, key)
+                if n:
+                    key = new
+                    break
+            renamed[key] = value
+        return renamed
+
+    def fit_tensor(self, key: str, value: torch.Tensor, want: torch.Size,
+                   state: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``pos_embed``: drop cls tokens, resize the grid bicubically; rel-pos tables: resize
+        linearly to the window; anything else must match exactly."""
+        if key == "pos_embed":
+            if value.shape[-1] != want[-1]:
+                raise shape_error(key, value.shape, want, " (embed dim differs)")
+            grid = _pos_embed_grid(value, sum(t in state for t in _EXTRA_TOKENS))
+            if grid.shape != want:
+                side = math.isqrt(grid.shape[1])
+                dst = (math.isqrt(want[1]),) * 2
+                grid = resize_pos_embed(grid, (side, side), dst).reshape(want)
+            return grid
+        if ".rel_pos_" in key and value.shape != want and value.shape[1:] == want[1:]:
+            out = F.interpolate(value.t().unsqueeze(0).float(), size=want[0], mode="linear",
+                                align_corners=False)
+            return out.squeeze(0).t().to(value.dtype)
+        return super().fit_tensor(key, value, want, state)
+
+
+BACKBONES.register("vit", ViTFamily())

@@ -2,7 +2,8 @@
 
 ``tiny_params`` shrinks the default params to a model that trains an iteration in well under a
 second on a laptop CPU (ViT embed 64, depth 4, 128 px, FPN width 32) without touching the
-stage's code paths: everything goes through ``params`` (``model.cfg_options`` for the ViT dims).
+stage's code paths: everything goes through ``params`` (``model.backbone: vit`` and
+``model.cfg_options`` for the ViT dims).
 
     ds = make_tiny_dataset(tmp / "ds")                     # synthetic, validated (marker)
     params = tiny_params(load_params(), ds, tmp / "work")  # 1 epoch x 3 iterations
@@ -21,6 +22,8 @@ __all__ = ["TinyDataset", "TinyRun", "make_tiny_dataset", "tiny_params", "tiny_f
            "shared_tiny_dataset", "shared_tiny_run", "TINY_OVERRIDES"]
 
 TINY_OVERRIDES: dict[str, Any] = {
+    "model.backbone": "vit",              # the paper's backbone, shrunk by cfg_options below
+    "model.size": "tiny",
     "model.pretrain_img_size": 64,        # 4x4-token windows, global blocks at 1 and 3
     "model.fpn_channels": 32,
     "model.roi_samples": 64,
@@ -31,6 +34,7 @@ TINY_OVERRIDES: dict[str, Any] = {
                           "model.test_cfg.rpn.nms_pre": 200,
                           "model.test_cfg.rpn.max_per_img": 100},
     "finetune.img_size": 128,
+    "finetune.lr": 0.0005,                # the ViT's lr (params.yaml's 0.002 is the CNN's)
     "finetune.batch_size": 2,
     "finetune.epochs": 1,
     "finetune.warmup_epochs": 0.5,

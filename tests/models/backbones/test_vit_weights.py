@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from components.models import ViT, load_backbone_weights, save_backbone_weights
-from components.models.vit import resize_pos_embed
+from components.models.backbones.vit import resize_pos_embed
 
 TINY = dict(embed_dim=32, depth=4, num_heads=2)
 

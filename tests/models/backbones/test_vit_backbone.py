@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from components.models import SIZES, ViT, encoder_param_count, get_size, global_block_indices
-from components.models.vit import resize_pos_embed, window_partition, window_unpartition
+from components.models.backbones.vit import resize_pos_embed, window_partition, window_unpartition
 
 TINY = dict(embed_dim=32, depth=4, num_heads=2)
 
