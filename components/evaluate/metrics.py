@@ -6,6 +6,9 @@ settings (all images and categories, IoU 0.50:0.95, ``maxDets = (100, 300, 1000)
 the box is dropped from each detection so areas come from masks), so the numbers match
 mmdet's to its 3-decimal rounding. :func:`compare_backends` checks that on real predictions.
 
+Ground truth without a usable mask scores as a crowd region for segm
+(:mod:`components.data.scoring`, the COCO record contract).
+
 Keys: ``mAP, mAP_50, mAP_75, mAP_s, mAP_m, mAP_l`` (= COCOeval ``stats[0:6]``); per-class AP
 is the mean of ``eval['precision'][:, :, k, area=all, maxDets=-1]`` over valid entries.
 """
@@ -21,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from components.data import scoring
 
 __all__ = ["STAT_KEYS", "IOU_TYPES", "BACKENDS", "CocoResult", "coco_evaluate",
            "compare_backends", "load_detections"]
@@ -73,6 +78,7 @@ def coco_evaluate(gt: str | Path | dict, detections: list[dict], iou_type: str,
     coco_cls, make_eval = _api(backend)
     t0 = time.perf_counter()
     gt_data = json.loads(Path(gt).read_text()) if not isinstance(gt, dict) else gt
+    gt_data = scoring.for_iou_type(gt_data, iou_type)  # mask-less instances: crowd for segm
     cats = sorted(gt_data["categories"], key=lambda c: c["id"])
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = coco_cls()

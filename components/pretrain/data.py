@@ -85,7 +85,7 @@ def image_level_labels(root: Path, split: str = "train", max_images: int = 0
         names = {c["id"]: c["name"] for c in coco.get("categories", [])}
         for img in coco.get("images", []):
             key = str(img["id"])
-            files[key] = split_dir / img["file_name"]
+            files[key] = layout.images_dir(root) / img["file_name"]  # as the detector reads it
             labels[key] = set()
         for ann in coco.get("annotations", []):
             labels[str(ann["image_id"])].add(names[ann["category_id"]])

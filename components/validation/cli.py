@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         if result.success:
             print(f"validation passed: {dataset} ({', '.join(result.summary['suites'])}); "
                   f"marker {out / 'validated.json'}")
+            if result.warnings:
+                print(f"{len(result.warnings)} warning(s), accepted (see {out / 'report.md'}):")
+                for line in console_lines(result.warnings, limit=5):
+                    print(f"  {line}")
             return 0
         print(f"validation FAILED for {dataset}: {len(result.failures)} problem(s)", file=sys.stderr)
         for line in console_lines(result.failures):
@@ -73,7 +77,8 @@ def _log_to_mlflow(run, result, out: Path) -> None:
     import mlflow
 
     mlflow.log_metrics({"validation.success": float(result.success),
-                        "validation.failures": float(len(result.failures))})
+                        "validation.failures": float(len(result.failures)),
+                        "validation.warnings": float(len(result.warnings))})
     for name in ("report.html", "report.md", "summary.json"):
         if (out / name).exists():
             mlflow.log_artifact(str(out / name), artifact_path="validation")

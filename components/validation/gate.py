@@ -16,7 +16,7 @@ from components.data import layout
 from components.validation import report
 from components.validation.images import ImageChecker
 from components.validation.result import Failure, SuiteReport, ValidationResult
-from components.validation.runner import gx_datasource, table_rows, validate_table
+from components.validation.runner import gx_datasource, table_rows, table_warnings, validate_table
 from components.validation.suites import REGISTRY, Config
 
 MARKER = "validated.json"
@@ -85,6 +85,7 @@ def validate_dataset(root: Path, cfg: dict, out: Path, progress: bool = True,
         "dataset": str(root),
         "success": success,
         "failures": len(failures),
+        "warnings": sum(len(r.warnings) for r in reports),
         "config": {"max_pixels": config.max_pixels, "caption_length": list(config.caption_length),
                    "decode_images": config.decode_images,
                    "bbox_tolerance_px": config.bbox_tolerance_px},
@@ -121,6 +122,7 @@ def _run_suite(name: str, suite, root: Path, files: list[Path], config: Config,
         outcomes, fails, _ = validate_table(table, data_docs)
         rep.expectations.extend(outcomes)
         rep.failures.extend(fails)
+        rep.warnings.extend(table_warnings(table))
     timings["gx"] += time.perf_counter() - t1
     rep.evaluated = len(rep.expectations)
     rep.failed = sum(not o.success for o in rep.expectations)

@@ -75,6 +75,20 @@ def to_html(result: ValidationResult) -> str:
                          "counts; fix the listed ones first).</p>")
     else:
         parts.append("<p>None.</p>")
+    warnings = result.warnings
+    parts.append(f"<h2>Warnings ({len(warnings)})</h2><p class='muted'>Accepted records the "
+                 "stages treat specially (see components/validation/suites/coco_contract.md)."
+                 "</p>")
+    if warnings:
+        parts.append("<table><tr><th>file</th><th>record</th><th>note</th></tr>")
+        for w in warnings[:MAX_LISTED]:
+            parts.append(f"<tr><td><code>{e(w.file)}</code></td><td><code>{e(w.record)}</code>"
+                         f"</td><td>{e(w.rule)}</td></tr>")
+        parts.append("</table>")
+        if len(warnings) > MAX_LISTED:
+            parts.append(f"<p>... {len(warnings) - MAX_LISTED} more.</p>")
+    else:
+        parts.append("<p>None.</p>")
     for r in result.suites:
         parts.append(f"<h2>Expectations: {e(r.name)}</h2><table><tr><th>table</th><th>rule</th>"
                      "<th>GX expectation</th><th>column(s)</th><th>result</th>"
@@ -95,6 +109,7 @@ def markdown(result: ValidationResult) -> str:
     s = result.summary
     lines = [f"# Dataset validation: {'PASS' if result.success else 'FAIL'}", "",
              f"Dataset `{result.dataset}`: {len(result.failures)} failure(s), "
+             f"{len(result.warnings)} warning(s), "
              f"{s.get('images_checked', 0)} image file(s) checked, "
              f"{s['seconds'].get('total', 0):.2f} s.", "",
              "| suite | result | rows | expectations | failed | file-level problems | seconds |",
@@ -106,6 +121,13 @@ def markdown(result: ValidationResult) -> str:
     lines += [f"- `{_md(f)}`" for f in result.failures[:MAX_LISTED]] or ["None."]
     if len(result.failures) > MAX_LISTED:
         lines.append(f"- ... {len(result.failures) - MAX_LISTED} more")
+    warnings = result.warnings
+    lines += ["", f"## Warnings ({len(warnings)})", "",
+              "Accepted records the stages treat specially "
+              "(components/validation/suites/coco_contract.md).", ""]
+    lines += [f"- `{_md(w)}`" for w in warnings[:MAX_LISTED]] or ["None."]
+    if len(warnings) > MAX_LISTED:
+        lines.append(f"- ... {len(warnings) - MAX_LISTED} more")
     return "\n".join(lines) + "\n"
 
 

@@ -41,9 +41,17 @@ class SuiteReport:
     seconds: float = 0.0
     expectations: list[ExpectationOutcome] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    warnings: list[Failure] = field(default_factory=list)  # rows the gate accepts, noted
 
     def summary(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("expectations", "failures")}
+        out = {k: v for k, v in asdict(self).items()
+               if k not in ("expectations", "failures", "warnings")}
+        by_rule: dict[str, int] = {}
+        for w in self.warnings:
+            by_rule[w.rule.split(": ", 1)[0]] = by_rule.get(w.rule.split(": ", 1)[0], 0) + 1
+        out["warnings"] = len(self.warnings)
+        out["warnings_by_rule"] = by_rule
+        return out
 
 
 @dataclass
@@ -54,3 +62,7 @@ class ValidationResult:
     failures: list[Failure]
     suites: list[SuiteReport]
     summary: dict[str, Any]
+
+    @property
+    def warnings(self) -> list[Failure]:
+        return [w for s in self.suites for w in s.warnings]

@@ -39,6 +39,19 @@ def gx_datasource():
     return _context["gx"], _context["ds"]
 
 
+def table_warnings(table: Table) -> list[Failure]:
+    """The table's warning rows as ``file:record: rule: why`` findings (no GX: plain pandas)."""
+    out = []
+    for w in table.warnings:
+        if w.column not in table.df:
+            continue
+        hit = table.df[table.df[w.column].map(lambda v: v is True)]
+        whys = hit[w.why] if w.why and w.why in hit else [None] * len(hit)
+        for file, record, why in zip(hit["file"], hit["record"], whys):
+            out.append(Failure(str(file), str(record), f"{w.rule}: {why}" if why else w.rule))
+    return out
+
+
 def validate_table(table: Table, data_docs: Path | None = None,
                    ) -> tuple[list[ExpectationOutcome], list[Failure], float]:
     """Validate one table in one GX run. Empty tables are skipped (nothing to check).

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from components.data import layout
+from components.data.masks import polygon_area, rle_foreground, rle_problem
 from components.validation.result import Failure
 
 OI_REQUIRED_BBOX = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
@@ -220,10 +221,11 @@ def _coco_categories(records: list, file: str) -> pd.DataFrame:
 
 
 def _parse_segmentation(seg: Any, errors: list[str]) -> tuple[str | None, Any]:
-    """-> (kind, payload): ('polygon', rings) | ('rle', size) | (None, None)."""
+    """-> (kind, payload): ('polygon', rings) | ('rle', (size, counts)) | ('empty', None) for
+    ``[]`` | (None, None) when it cannot be read (the errors say why)."""
     if isinstance(seg, list):
         if not seg:
-            return None, None                      # boxes only (mmdet skips empty masks)
+            return "empty", None                   # box only: trained without a mask
         for k, ring in enumerate(seg):
             if not isinstance(ring, list) or not all_numbers(ring):
                 errors.append(f"key 'segmentation' polygon {k} must be an array of numbers")
@@ -239,7 +241,9 @@ def _parse_segmentation(seg: Any, errors: list[str]) -> tuple[str | None, Any]:
             errors.append(f"key 'segmentation' RLE 'size' must be [height, width] integers, "
                           f"got {show(size)}")
             return None, None
-        return "rle", size
+        if errors:
+            return None, None
+        return "rle", (size, counts)
     errors.append("key 'segmentation' must be a polygon array or an RLE object, got "
                   f"{json_type(seg)}")
     return None, None
@@ -328,6 +332,7 @@ def _coco_annotations(records: list, file: str, images: pd.DataFrame, cats: pd.D
 
     _polygon_columns(df, seg_kind, seg_data, W, H, has_dims, tol)
     _rle_columns(df, seg_kind, seg_data, W, H, has_dims)
+    _mask_missing_column(df, seg_kind, seg_data, iscrowd)
     return df
 
 
@@ -384,14 +389,48 @@ def _polygon_columns(df: pd.DataFrame, kinds: list, data: list, W: np.ndarray, H
 
 def _rle_columns(df: pd.DataFrame, kinds: list, data: list, W: np.ndarray, H: np.ndarray,
                  has_dims: np.ndarray) -> None:
+    """``rle_size_ok`` (size = the image's) and ``rle_counts_ok`` (the runs fill the mask
+    exactly): a corrupt RLE would silently train a wrong mask, so both are failures."""
     n = len(kinds)
     is_rle = np.array([k == "rle" for k in kinds]) & has_dims
     match = np.ones(n, dtype=bool)
+    counts_ok = np.ones(n, dtype=bool)
+    problem: dict[int, str] = {}
     for i in np.flatnonzero(is_rle):
-        match[i] = list(data[i]) == [H[i], W[i]]
+        size, counts = data[i]
+        match[i] = list(size) == [H[i], W[i]]
+        if match[i]:
+            problem_i = rle_problem(counts, int(size[0]), int(size[1]))
+            if problem_i:
+                counts_ok[i] = False
+                problem[i] = problem_i
     df["rle_size_ok"] = _tri(match, is_rle)
     df["rle_size_ok__why"] = _why(is_rle & ~match, lambda i: (
-        f"got size {data[i]}, the image's [height, width] is [{int(H[i])}, {int(W[i])}]"))
+        f"got size {data[i][0]}, the image's [height, width] is [{int(H[i])}, {int(W[i])}]"))
+    checked = is_rle & match
+    df["rle_counts_ok"] = _tri(counts_ok, checked)
+    df["rle_counts_ok__why"] = _why(checked & ~counts_ok, lambda i: problem[i])
+
+
+def _mask_missing_column(df: pd.DataFrame, kinds: list, data: list, iscrowd: list) -> None:
+    """``mask_missing`` (a warning, not a failure): an instance with no usable mask (no or an
+    empty ``segmentation``, zero-area polygons, an all-background RLE) trains its box only."""
+    missing: list[bool | None] = []
+    why: list[str | None] = []
+    for kind, payload, crowd in zip(kinds, data, iscrowd):
+        reason = None
+        if kind in (None, "empty"):
+            reason = "no segmentation" if kind is None else "segmentation is []"
+        elif kind == "polygon" and polygon_area(payload) < 0.5:
+            reason = "polygons enclose no area"
+        elif kind == "rle" and rle_problem(payload[1], *map(int, payload[0])) is None \
+                and rle_foreground(payload[1]) == 0:
+            reason = "RLE has no foreground pixel"
+        missing.append(reason is not None)
+        why.append(None if reason is None else
+                   f"{reason}: {'the crowd region is its box' if crowd == 1 else 'its box is trained and evaluated, its mask is not'}")
+    df["mask_missing"] = objects(missing)
+    df["mask_missing__why"] = objects(why)
 
 
 # ---------------------------------------------------------------------------- OpenImages

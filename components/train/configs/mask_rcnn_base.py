@@ -77,7 +77,7 @@ model = dict(
             featmap_strides=[4, 8, 16, 32],
             finest_scale=56),  # RoIs < 2x this (px) read stride 4; x model.geometry_scale
         mask_head=dict(
-            type='FCNMaskHead',
+            type='MaskOptionalFCNMaskHead',  # FCNMaskHead; no loss where a GT has no mask
             num_convs=4,
             in_channels=256,
             conv_out_channels=256,
@@ -147,7 +147,8 @@ test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 
-_dataset = dict(type='CocoDataset', data_root='', data_prefix=dict(img='images/'))
+_dataset = dict(type='ContractCocoDataset',  # CocoDataset + the COCO record contract
+                data_root='', data_prefix=dict(img='images/'))
 train_dataloader = dict(
     batch_size=2,
     num_workers=0,
@@ -171,7 +172,7 @@ val_dataloader = dict(
         test_mode=True,   # keeps every image: AP counts images without objects too
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='CocoMetric', ann_file='', metric=['bbox', 'segm'], format_only=False)
+val_evaluator = dict(type='ContractCocoMetric', ann_file='', metric=['bbox', 'segm'], format_only=False)
 test_evaluator = val_evaluator
 
 # ---- schedule ---------------------------------------------------------------------------------

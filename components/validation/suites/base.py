@@ -14,7 +14,7 @@ Adding a suite = one file in this package with a :func:`register` ed subclass of
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -45,12 +45,22 @@ class Config:
                    bbox_tolerance_px=float(section.get("bbox_tolerance_px", 1.0)))
 
 
+@dataclass(frozen=True)
+class WarningRule:
+    """A row-level finding that does not fail the gate: rows where boolean ``column`` is True
+    are listed (with the text of ``why``) and counted in the summary under ``rule``."""
+    column: str
+    rule: str
+    why: str | None = None
+
+
 @dataclass
 class Table:
-    """A flat table and the expectations GX runs on it in one validation."""
+    """A flat table, the expectations GX runs on it in one validation, and its warnings."""
     name: str
     df: pd.DataFrame
     expectations: list
+    warnings: list[WarningRule] = field(default_factory=list)
 
 
 class Suite(ABC):

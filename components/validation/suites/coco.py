@@ -15,8 +15,8 @@ import pandas as pd
 from components.data import layout
 from components.validation.images import ImageChecker
 from components.validation.result import Failure
-from components.validation.suites.base import (Config, Suite, Table, expect_true, image_columns,
-                                               register, rel_paths)
+from components.validation.suites.base import (Config, Suite, Table, WarningRule, expect_true,
+                                               image_columns, register, rel_paths)
 from components.validation.tables import coco_frames, objects
 
 
@@ -72,12 +72,40 @@ class CocoSuite(Suite):
                         "polygon_in_image__why"),
             expect_true("rle_size_ok", "RLE size must equal the image's [height, width]",
                         "rle_size_ok__why"),
+            expect_true("rle_counts_ok", "RLE counts must fill height x width exactly",
+                        "rle_counts_ok__why"),
         ]
         cat_exp = [expect_true("schema_ok", "category must match the COCO schema", "schema__why"),
-                   unique("category")]
-        tables = [Table("coco.images", img, img_exp), Table("coco.annotations", ann, ann_exp),
+                   unique("category"),
+                   gxe.ExpectCompoundColumnsToBeUnique(
+                       column_list=["file", "name"], ignore_row_if="any_value_is_missing",
+                       meta={"rule": "category name must be unique within the file"})]
+        warnings = [WarningRule("mask_missing", "instance without a usable mask (box only)",
+                                "mask_missing__why")]
+        tables = [Table("coco.images", img, img_exp),
+                  Table("coco.annotations", ann, ann_exp, warnings),
                   Table("coco.categories", cat, cat_exp)]
-        return tables, frames.failures
+        return tables, frames.failures + _same_categories(cat)
+
+
+def _same_categories(cat: pd.DataFrame) -> list[Failure]:
+    """Every split file must define the same categories (ids and names) as the first: the
+    detector's classes come from the train split, and evaluation maps them back by id."""
+    if cat.empty:
+        return []
+    per_file = {f: {(i, n) for i, n in zip(g["id"], g["name"]) if i is not None}
+                for f, g in cat.groupby("file", sort=True)}
+    files = sorted(per_file, key=lambda f: (not f.endswith("instances_train.json"), f))
+    ref_file, ref = files[0], per_file[files[0]]
+    out = []
+    for f in files[1:]:
+        if per_file[f] != ref:
+            extra = sorted(per_file[f] - ref)[:5]
+            lacking = sorted(ref - per_file[f])[:5]
+            out.append(Failure(f, "categories", (
+                f"categories must be the same in every split: differs from {ref_file} "
+                f"(only here: {extra or 'none'}; only there: {lacking or 'none'})")))
+    return out
 
 
 def _size_column(df: pd.DataFrame) -> None:
