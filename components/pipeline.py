@@ -43,14 +43,16 @@ def dvc(*args: str, env: dict[str, str], check: bool = True) -> int:
 
 def summary(root: Path = PROJECT_ROOT) -> str:
     lines = []
-    metrics = root / "results" / "evaluate" / "metrics.json"
+    metrics = root / "results" / "evaluate" / "evaluation.json"
     decision = root / "results" / "register" / "decision.json"
     if metrics.exists():
         m = json.loads(metrics.read_text())
         lines.append(
-            "test AP: bbox {:.3f} (AP50 {:.3f}), segm {:.3f} on {} images".format(
+            "test AP: bbox {:.3f} (AP50 {:.3f}), mask {:.3f} (AP50 {:.3f}) on {} images; "
+            "predictions drawn in results/evaluate/plots/predictions.png".format(
                 m.get("bbox_mAP", float("nan")), m.get("bbox_mAP_50", float("nan")),
-                m.get("segm_mAP", float("nan")), m.get("num_images", "?"),
+                m.get("segm_mAP", float("nan")), m.get("segm_mAP_50", float("nan")),
+                m.get("num_images", "?"),
             )
         )
     if decision.exists():
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="dvc repro every stage under one MLflow parent run, then dvc push")
-    run.add_argument("--no-push", action="store_true", help="skip `dvc push` to the default remote")
+    run.add_argument("--no-push", action="store_true",
+                     help="skip `dvc push --with-deps <target>` to the default remote")
     run.add_argument("--force", action="store_true", help="rerun stages even if DVC sees no change")
     run.add_argument("--target", default="register",
                      help="last dvc.yaml stage to reproduce (default: register; its upstream runs first)")
@@ -78,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     print(f"pipeline id {env['VITDET_PIPELINE_ID']} (MLflow parent run tag pipeline_id)", flush=True)
     dvc("repro", *(["--force"] if args.force else []), args.target, env=env)
-    if not args.no_push:
-        dvc("push", env=env)
+    if not args.no_push:  # only what this run reproduced: a clone never has the other stages'
+        dvc("push", "--with-deps", args.target, env=env)  # cache (pretraining, experiments)
     print(f"\npipeline finished in {time.perf_counter() - t0:.0f} s\n" + summary())
     return 0
 

@@ -120,7 +120,7 @@ def pipeline(params_path: str = "params.yaml", overrides: dict[str, Any] | None 
         if ws.isolated:
             info["experiment"] = save_experiment(ws, f"pipeline-{pipeline_id[:8]}", plan,
                                                  on_line=log.info)
-        metrics_file = f"{params['evaluate'].get('out', 'results/evaluate')}/metrics.json"
+        metrics_file = f"{params['evaluate'].get('out', 'results/evaluate')}/evaluation.json"
         decision_file = f"{params['register'].get('out', 'results/register')}/decision.json"
         links = tasks.publish_results(root, pipeline_id, info, runs, metrics_file, decision_file)
     except BaseException:

@@ -124,7 +124,8 @@ TOY_STAGE = textwrap.dedent('''
         (out / "model.txt").write_text(f"epochs={p['finetune']['epochs']}")
     elif stage == "evaluate":
         out = Path("results/evaluate"); out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps({"bbox_mAP": 0.25, "segm_mAP": 0.2, "num_images": 4}))
+        (out / "metrics.json").write_text(json.dumps({"AP": 0.25, "mask_AP": 0.2}))
+        (out / "evaluation.json").write_text(json.dumps({"bbox_mAP": 0.25, "segm_mAP": 0.2, "num_images": 4}))
         (out / "plots").mkdir(exist_ok=True)
     elif stage == "register":
         out = Path("results/register"); out.mkdir(parents=True, exist_ok=True)

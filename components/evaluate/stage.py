@@ -5,8 +5,11 @@
    mmengine's test loop with mmdet's ``CocoMetric`` in ``format_only`` mode: it dumps the
    detections (boxes + RLE masks, COCO results format);
 2. score them with :mod:`components.evaluate.metrics` (faster-coco-eval backend), bbox + segm;
-3. write ``<evaluate.out>/metrics.json`` (flat, DVC metrics) and ``plots/`` atomically; log
-   ``test/<key>`` metrics and the files to MLflow inside ``stage_run("evaluate", params)``.
+3. write, atomically, ``<evaluate.out>/evaluation.json`` (the record: every COCO metric, the
+   data hashes, the model files, the run ids; what the register stage reads),
+   ``metrics.json`` (the AP columns ``dvc metrics show`` prints,
+   :mod:`components.common.dvc_metrics`) and ``plots/``; log ``test/<key>`` metrics and the
+   files to MLflow inside ``stage_run("evaluate", params)``.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from components.common.atomic import atomic_dir
+from components.common.dvc_metrics import ap_row
 from components.common.env import project_relative
 from components.data import layout
 from components.evaluate import metrics as M
@@ -102,7 +106,8 @@ def evaluate(params: Mapping[str, Any], *, work_dir: str | Path | None = None,
     ev = params["evaluate"]
     out = resolve_path(out or ev["out"])
     # a failed run must not leave the previous run's metrics looking current
-    (out / "metrics.json").unlink(missing_ok=True)
+    for name in ("metrics.json", "evaluation.json"):
+        (out / name).unlink(missing_ok=True)
     final = final_dir(params, work_dir)
     for name in ("model.safetensors", "config.py", "meta.json"):
         if not (final / name).is_file():
@@ -165,8 +170,9 @@ def evaluate(params: Mapping[str, Any], *, work_dir: str | Path | None = None,
                                    pdir / "predictions.png")
             if comparison is not None:
                 (tmp_out / "backend_comparison.json").write_text(json.dumps(comparison, indent=2))
-            (tmp_out / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True)
-                                                  + "\n")
+            (tmp_out / "evaluation.json").write_text(json.dumps(metrics, indent=2,
+                                                                sort_keys=True) + "\n")
+            (tmp_out / "metrics.json").write_text(json.dumps(ap_row(metrics), indent=2) + "\n")
 
         mlflow.log_metrics({f"test/{k}": metrics[k] for k in METRIC_KEYS})
         mlflow.log_metrics({"test/eval_seconds": eval_seconds, "test/num_images": num_images,

@@ -6,6 +6,7 @@ Written atomically (the folder appears whole or not at all; DVC tracks it):
   per-variant overrides, dataset hash, seeds, a table of mean +- spread per variant (failed
   variants shown as failed, without numbers), per-seed runs, date, git commit, command;
 * ``results.csv``: one row per variant x seed; ``results.json``: everything, machine-readable;
+* ``metrics/<variant>.json``: the seed-mean APs ``dvc metrics show`` prints, a row per variant;
 * PNGs: ``ap.png`` (APbox/APmask per variant) plus the experiment's own charts.
 
 The folder is then logged as artifacts (``report/``) on the invocation's MLflow parent run,
@@ -26,6 +27,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from components.common.atomic import atomic_dir
+from components.common.dvc_metrics import ap_row
 from components.experiments.aggregate import SPREAD, VariantSummary, aggregate
 from components.experiments.plan import Job, settings
 from components.experiments.plots import bar_chart
@@ -225,6 +227,17 @@ def _pipeline_ids(results: dict[tuple[str, int], dict], first: str | None) -> li
     return ids
 
 
+def _variant_metrics(folder: Path, summaries: list[VariantSummary]) -> None:
+    """``metrics/<variant>.json``: seed-mean AP columns, the AP spread and the seed count,
+    one ``dvc metrics show`` row per variant (:mod:`components.common.dvc_metrics`)."""
+    folder.mkdir()
+    for s in summaries:
+        means = {k: st.mean for k, st in s.stats.items()}
+        spread = s.stats.get("bbox_mAP")
+        values = ap_row(means, AP_std=spread.std if spread else None, seeds=len(s.ok_seeds))
+        (folder / f"{s.name}.json").write_text(json.dumps(values, indent=2) + "\n")
+
+
 def write_report(spec: ExperimentSpec, params: Mapping[str, Any], variants: list[Variant],
                  seeds: list[int], results: dict[tuple[str, int], dict], *, command: str,
                  pipeline_id: str | None = None, out: Path | None = None,
@@ -255,6 +268,7 @@ def write_report(spec: ExperimentSpec, params: Mapping[str, Any], variants: list
                "runs": [results[k] for k in sorted(results, key=lambda k: (k[1], k[0]))]}
         (tmp / "results.json").write_text(json.dumps(doc, indent=2, sort_keys=True,
                                                      default=str) + "\n")
+        _variant_metrics(tmp / "metrics", summaries)
     if mlflow:
         log_to_mlflow(out, spec.name, pipeline_ids)
     return out, summaries

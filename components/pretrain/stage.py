@@ -6,6 +6,7 @@ all (:func:`components.common.atomic.atomic_dir`) and holds:
 * ``backbone.safetensors``: the backbone's ``state_dict`` written by its family (backbone keys
   only; the ViT's pos_embed at the pretraining grid) (the tokenizer stage writes
   ``tokenizer.safetensors`` instead);
+* ``metrics.json``: final loss and throughput (``dvc metrics show``);
 * ``meta.json``: method, size, image size, epochs, steps, images used and their content hash,
   initial/final loss, wall time, throughput (img/s), the resolved config;
 * ``loss.csv`` (step, loss, lr, other logged scalars) and ``loss_curve.png``.
@@ -27,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from components.common.atomic import atomic_dir
+from components.common.dvc_metrics import row
 from components.common.env import project_relative
 from components.pretrain.config import PretrainConfig
 from components.pretrain.data import ImageDataset, image_level_labels, images_hash, unlabeled_images
@@ -141,6 +143,9 @@ def train_and_write(cfg: PretrainConfig, model: nn.Module, *, data: str,
                     f"{cfg.img_size}px)")
         meta["wall_s"] = round(time.perf_counter() - start, 3)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+        (tmp / "metrics.json").write_text(json.dumps(row(
+            final_loss=meta["final_loss"], img_per_s=meta["throughput_img_s"] or None),
+            indent=2) + "\n")
     return meta
 
 

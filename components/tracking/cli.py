@@ -1,7 +1,8 @@
 """``python -m components.tracking {register,rollback,show}``: the pipeline's last stage and
 the registry's manual controls.
 
-``register`` reads ``<evaluate.out>/metrics.json`` (written by ``components.evaluate``):
+``register`` reads ``<evaluate.out>/evaluation.json`` (written by ``components.evaluate``; a
+``metrics.json`` beside it, or passed with ``--metrics``, adds to / overrides it):
   * ``<register.metric_key>`` (default ``bbox_mAP``) and every other numeric value: the metrics;
   * ``model_config`` / ``model_weights``: the mmengine config and ``.safetensors`` state dict,
     relative to the project root or absolute;
@@ -33,6 +34,11 @@ def _abs(path: str | Path) -> Path:
 
 
 def read_eval_metrics(path: Path) -> dict[str, Any]:
+    """``path`` (a metrics.json), on top of the ``evaluation.json`` record beside it if any."""
+    record = path.parent / "evaluation.json"
+    base = {}
+    if record.is_file() and record != path:
+        base = read_eval_metrics(record)
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -42,7 +48,7 @@ def read_eval_metrics(path: Path) -> dict[str, Any]:
         raise SystemExit(f"{path} is not valid JSON ({exc}): rerun the evaluate stage") from None
     if not isinstance(data, dict):
         raise SystemExit(f"{path}: expected a JSON object of metrics")
-    return data
+    return {**base, **data}
 
 
 def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:

@@ -123,18 +123,29 @@ def _artifact_location(name: str) -> str | None:
     return (db.parent / safe).resolve().as_uri()
 
 
+# MLflow 3's UI opens an experiment in its GenAI view (traces, token usage) unless it is marked
+# as model training: this tag puts the runs table, metric charts and compare view first.
+EXPERIMENT_KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
+
+
 def ensure_experiment(name: str = DEFAULT_EXPERIMENT, client: MlflowClient | None = None) -> str:
-    """Experiment id for ``name``, created (artifacts next to the sqlite db) or restored."""
+    """Experiment id for ``name``, created (artifacts next to the sqlite db) or restored, and
+    marked as a model-training experiment (:data:`EXPERIMENT_KIND_TAG`)."""
     client = client or MlflowClient()
     exp = client.get_experiment_by_name(name)
     if exp is None:
         try:
-            return client.create_experiment(name, artifact_location=_artifact_location(name))
+            exp_id = client.create_experiment(name, artifact_location=_artifact_location(name),
+                                              tags=dict([EXPERIMENT_KIND_TAG]))
+            return exp_id
         except MlflowException as exc:  # another process created it first
             if (exp := client.get_experiment_by_name(name)) is None:
                 raise exc
     if exp.lifecycle_stage == "deleted":
         client.restore_experiment(exp.experiment_id)
+    key, value = EXPERIMENT_KIND_TAG
+    if exp.tags.get(key) != value:
+        client.set_experiment_tag(exp.experiment_id, key, value)
     return exp.experiment_id
 
 

@@ -1,5 +1,6 @@
 """Reports: ``report.html`` (self-contained: inline CSS, no scripts, renders offline),
-``report.md`` and ``summary.json``.
+``report.md``, ``summary.json`` (everything) and ``metrics.json`` (failures and warnings, the
+columns ``dvc metrics show`` prints).
 
 GX's own Data Docs pull CSS/JS from CDNs and render unstyled offline, so this is the report
 people read; Data Docs stay optional.
@@ -10,6 +11,7 @@ import html
 from pathlib import Path
 
 from components.common.atomic import write_json_atomic, write_text_atomic
+from components.common.dvc_metrics import row
 from components.validation.result import Failure, ValidationResult
 
 MAX_LISTED = 1000          # failures listed in the HTML/MD reports (all are counted)
@@ -31,6 +33,8 @@ code{font:12px ui-monospace,Menlo,Consolas,monospace;word-break:break-all}
 def write_all(result: ValidationResult, out: Path) -> None:
     out = Path(out)
     write_json_atomic(out / "summary.json", result.summary)
+    write_json_atomic(out / "metrics.json", row(failures=len(result.failures),
+                                                warnings=len(result.warnings)))
     write_text_atomic(out / "report.md", markdown(result))
     write_text_atomic(out / "report.html", to_html(result))
 

@@ -28,10 +28,14 @@ def evaluated(tiny_run):
 
 
 def test_metrics_json(evaluated):
+    """evaluation.json: the full record; metrics.json: the AP columns dvc metrics show prints."""
     run, metrics = evaluated
     out = Path(run.params["evaluate"]["out"])  # absolute (tiny_params)
-    on_disk = json.loads((out / "metrics.json").read_text())
+    on_disk = json.loads((out / "evaluation.json").read_text())
     assert set(on_disk) == EXPECTED_KEYS and on_disk == metrics
+    columns = json.loads((out / "metrics.json").read_text())
+    assert set(columns) <= {"AP", "AP50", "AP75", "mask_AP", "mask_AP50"}
+    assert columns.get("AP50", -1.0) == pytest.approx(round(metrics["bbox_mAP_50"], 4))
     assert set(METRIC_KEYS) < EXPECTED_KEYS
     assert on_disk["split"] == "test" and on_disk["num_images"] == 3
     assert on_disk["content_hash"] == run.dataset.content_hash
@@ -77,9 +81,10 @@ def test_missing_model_fails_without_metrics(tiny_run, tmp_path):
     out = tmp_path / "eval"
     out.mkdir()
     (out / "metrics.json").write_text("{}")  # a previous run's output must not survive
+    (out / "evaluation.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="train first"):
         evaluate(tiny_run.params, work_dir=tmp_path / "nowhere", out=out)
-    assert not (out / "metrics.json").exists()
+    assert not (out / "metrics.json").exists() and not (out / "evaluation.json").exists()
     proc = subprocess.run([sys.executable, "-m", "components.evaluate", "--help"],
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "--compare-backends" in proc.stdout

@@ -59,8 +59,12 @@ def test_report_shows_failed_variant_without_numbers(tmp_path):
     out, summaries = write_report(get_experiment("fpn"), params, V, [0, 1], RESULTS,
                                   command="python -m components.experiments run fpn",
                                   out=tmp_path / "fpn", mlflow=False)
-    assert sorted(p.name for p in out.iterdir()) == ["ap.png", "report.md", "results.csv",
-                                                     "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["ap.png", "metrics", "report.md",
+                                                     "results.csv", "results.json"]
+    # one dvc-metrics row per variant: seed means of the AP columns; a failed variant has none
+    multiscale = json.loads((out / "metrics" / "multiscale.json").read_text())
+    assert multiscale["AP"] == 0.2 and multiscale["seeds"] == 2 and multiscale["AP_std"] > 0
+    assert json.loads((out / "metrics" / "single.json").read_text()) == {"seeds": 1}
     md = (out / "report.md").read_text()
     assert "| `multiscale` | 0.2000 ± 0.1414 | 0.1000 ± 0.0707 |" in md
     row = next(line for line in md.splitlines() if line.startswith("| `single` | "))
