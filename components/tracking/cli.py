@@ -111,7 +111,7 @@ def register_stage(params: Mapping[str, Any], *, metrics_path: Path | None = Non
 
     with stage_run("register", params, experiment=experiment, tags={"eval_run_id": eval_run}):
         info = log_detector_model(_abs(metrics["model_config"]), _abs(metrics["model_weights"]),
-                                  name="model")
+                                  name="model", input_example=_example_image(params))
         mlflow.log_metrics(_numeric(metrics))
         decision = promote(reg["model_name"], eval_run, info.model_uri, metrics, data_hash,
                            min_ap=float(reg["min_ap"]), margin=float(reg["margin"]),
@@ -124,6 +124,19 @@ def register_stage(params: Mapping[str, Any], *, metrics_path: Path | None = Non
         mlflow.log_dict(result, "decision.json")
         write_json_atomic(out / "decision.json", result)
     return result
+
+
+def _example_image(params: Mapping[str, Any]) -> bytes | None:
+    """The first image of the evaluated split: the registered model's input example."""
+    from components.data import layout
+
+    root = _abs(params["data"]["out"])
+    try:
+        coco = json.loads(layout.coco_json(root, params["evaluate"]["split"]).read_text())
+        first = min(coco["images"], key=lambda im: im["id"])
+        return (layout.images_dir(root) / first["file_name"]).read_bytes()
+    except (OSError, ValueError, KeyError):
+        return None  # registered without an example; the signature still describes the input
 
 
 def _summary(d: Mapping[str, Any]) -> str:

@@ -11,8 +11,16 @@ that trained it, so a later refactor of ``components/`` cannot silently change o
 registered versions, and ``mlflow models serve`` works outside this checkout. In a process
 that already imported ``components`` (the pipeline, tests), the already imported code is used.
 
-Input (``predict``): a list of HxWx3 uint8 RGB arrays, a list of image file paths, or a
-pandas DataFrame with an ``image`` column of paths or encoded image bytes.
+Input (``predict``), the request contract:
+  * a pandas DataFrame with an ``image`` column of encoded JPEG/PNG bytes, or of base64 text of
+    them (what MLflow's REST protocol carries). The logged model's signature says so
+    (``image: binary``) and its input example is one such image. A string in this column is
+    ALWAYS base64, never a path: a served request cannot make the server open a file;
+  * an ``(N, H, W, 3)`` or ``(H, W, 3)`` uint8 RGB array, or a list of them;
+  * in-process only: a list of local image paths (``str`` / ``Path``).
+  Every image is checked before it is decoded: JPEG or PNG, at most ``max_pixels`` (width x
+  height from the header, a decompression-bomb guard). A bad image raises
+  :class:`InvalidImage` naming its row and the rule.
 Output: one dict per image: ``boxes`` [[x1, y1, x2, y2], ...] in input pixels, ``labels``
 [int], ``scores`` [float], ``masks`` [COCO RLE {"size": [h, w], "counts": str}] (empty list
 for box-only models) and ``label_names`` when the config names its classes.
@@ -31,11 +39,13 @@ import numpy as np
 
 from components.common.env import PROJECT_ROOT
 
-__all__ = ["DetectorPyFunc", "log_detector_model", "pinned_requirements", "DEFAULT_BUILDER",
-           "ENTRY_FILE"]
+__all__ = ["DetectorPyFunc", "InvalidImage", "log_detector_model", "pinned_requirements",
+           "DEFAULT_BUILDER", "ENTRY_FILE", "MAX_PIXELS", "signature", "check_image_bytes"]
 
 DEFAULT_BUILDER = "components.train.build:build_detector"
 ENTRY_FILE = Path(__file__).with_name("pyfunc_entry.py")
+MAX_PIXELS = 40_000_000  # the validation gate's default (validation.max_pixels)
+FORMATS = {"JPEG", "PNG"}
 REQUIREMENTS = ("torch", "torchvision", "mmengine", "mmcv", "mmdet", "mmpretrain", "timm",
                 "safetensors", "pycocotools", "numpy", "opencv-python", "pandas", "mlflow")
 
@@ -48,48 +58,112 @@ def _resolve(spec: str) -> Callable[[str], Any]:
     return getattr(importlib.import_module(module), name)
 
 
-def _imdecode(data: bytes, what: str) -> np.ndarray:
+class InvalidImage(ValueError):
+    """One input image breaks the request contract: ``row`` (0-based) and the rule."""
+
+    def __init__(self, row: int, rule: str) -> None:
+        self.row, self.rule = row, rule
+        super().__init__(f"row {row}: {rule}")
+
+
+def check_image_bytes(data: bytes, row: int, max_pixels: int = MAX_PIXELS) -> None:
+    """JPEG/PNG whose header size is at most ``max_pixels``; raises :class:`InvalidImage`.
+
+    Reads only the header (PIL), so a tiny file that would expand to gigabytes is refused
+    before anything is decoded.
+    """
+    import io
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise InvalidImage(row, "image: empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                fmt, (w, h) = im.format, im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise InvalidImage(row, "image: not a JPEG or PNG file") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise InvalidImage(row, f"image: larger than {max_pixels} pixels") from None
+    if fmt not in FORMATS:
+        raise InvalidImage(row, f"image: only JPEG and PNG are accepted, got {fmt}")
+    if w * h > max_pixels:
+        raise InvalidImage(row, f"image: {w}x{h} = {w * h} pixels is more than {max_pixels}")
+
+
+def _imdecode(data: bytes, row: int, max_pixels: int) -> np.ndarray:
     """Decode like mmcv's ``LoadImageFromFile`` (cv2 backend, ``color`` flag): BGR, EXIF-rotated."""
     import cv2
 
+    check_image_bytes(data, row, max_pixels)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
-        raise ValueError(f"{what} could not be decoded as an image")
+        raise InvalidImage(row, "image: could not be decoded (truncated or corrupt)")
     return img
 
 
-def _decode(item: Any) -> np.ndarray:
+def _b64(text: str, row: int) -> bytes:
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidImage(row, "image: a string must be base64 of JPEG/PNG bytes") from None
+
+
+def _array(item: np.ndarray, row: int) -> np.ndarray:
+    """HxWx3 RGB array (uint8, or integers 0..255 as JSON numbers parse) -> BGR uint8."""
+    if item.ndim != 3 or item.shape[2] != 3 or item.shape[0] < 1 or item.shape[1] < 1:
+        raise InvalidImage(row, f"image: arrays must be HxWx3 RGB, got shape {item.shape}")
+    if item.dtype != np.uint8:
+        if not np.issubdtype(item.dtype, np.integer) or item.min() < 0 or item.max() > 255:
+            raise InvalidImage(row, f"image: arrays must be uint8 (0..255), got {item.dtype}")
+        item = item.astype(np.uint8)
+    return np.ascontiguousarray(item[:, :, ::-1])
+
+
+def _decode(item: Any, row: int, max_pixels: int, paths: bool) -> np.ndarray:
     """One image as HxWx3 uint8 BGR (what mmdet's pipelines expect)."""
     if isinstance(item, np.ndarray):
-        if item.ndim != 3 or item.shape[2] != 3 or item.dtype != np.uint8:
-            raise ValueError(f"image arrays must be HxWx3 uint8 RGB, got {item.shape} {item.dtype}")
-        return np.ascontiguousarray(item[:, :, ::-1])
+        return _array(item, row)
     if isinstance(item, (bytes, bytearray, memoryview)):
-        return _imdecode(bytes(item), "image bytes")
-    if isinstance(item, (str, Path)):
+        return _imdecode(bytes(item), row, max_pixels)
+    if isinstance(item, Path) or (isinstance(item, str) and paths):
         path = Path(item)
         if not path.is_file():
             raise FileNotFoundError(f"image file not found: {path}")
-        return _imdecode(path.read_bytes(), str(path))
-    raise TypeError(f"unsupported image item {type(item).__name__}: use an array, a path or bytes")
+        return _imdecode(path.read_bytes(), row, max_pixels)
+    if isinstance(item, str):
+        return _imdecode(_b64(item, row), row, max_pixels)
+    raise InvalidImage(row, f"image: unsupported value of type {type(item).__name__}; send "
+                            "base64 JPEG/PNG bytes")
 
 
-def _images(model_input: Any) -> list[np.ndarray]:
+def _images(model_input: Any, max_pixels: int = MAX_PIXELS) -> list[np.ndarray]:
+    """The request contract (module docstring): DataFrame column, arrays, in-process paths."""
     try:
         import pandas as pd
     except ImportError:  # pragma: no cover - pandas comes with mlflow
         pd = None
+    paths = False
     if pd is not None and isinstance(model_input, pd.DataFrame):
-        if "image" not in model_input.columns:
-            raise ValueError(f"DataFrame input needs an 'image' column, has {list(model_input.columns)}")
+        if list(model_input.columns) != ["image"]:
+            raise InvalidImage(-1, f"input must have exactly one column 'image', got "
+                                   f"{list(model_input.columns)}")
         items = list(model_input["image"])
+    elif isinstance(model_input, np.ndarray) and model_input.ndim == 4:
+        items = list(model_input)
     elif isinstance(model_input, np.ndarray) and model_input.ndim == 3:
         items = [model_input]
     elif isinstance(model_input, (list, tuple)):
-        items = list(model_input)
+        items, paths = list(model_input), True
     else:
         items = [model_input]
-    return [_decode(item) for item in items]
+    return [_decode(item, row, max_pixels, paths) for row, item in enumerate(items)]
 
 
 def _rle(masks: np.ndarray) -> list[dict]:
@@ -126,7 +200,8 @@ class DetectorPyFunc(mlflow.pyfunc.PythonModel):
 
     ``model_config`` keys: ``builder`` ("module:function" taking the config path and
     returning an ``nn.Module``; default :data:`DEFAULT_BUILDER`), ``device`` ("cpu" default,
-    "cuda", or "auto"), ``score_threshold`` (drop detections below it; default 0.0).
+    "cuda", or "auto"), ``score_threshold`` (drop detections below it; default 0.0),
+    ``max_pixels`` (largest image accepted, width x height; default :data:`MAX_PIXELS`).
     Override at load time: ``mlflow.pyfunc.load_model(uri, model_config={"device": "cuda"})``.
 
     A built module that defines ``predict_images(list of HxWx3 uint8 BGR arrays) -> list of
@@ -152,6 +227,7 @@ class DetectorPyFunc(mlflow.pyfunc.PythonModel):
         model.load_state_dict(load_file(context.artifacts["weights"], device="cpu"), strict=True)
         self.model = model.to(device).eval()
         self.score_threshold = float(cfg.get("score_threshold", 0.0))
+        self.max_pixels = int(cfg.get("max_pixels", MAX_PIXELS))
         self.classes: list[str] | None = None
         if not hasattr(model, "predict_images"):
             self._prepare_mmdet(config_path)
@@ -178,7 +254,7 @@ class DetectorPyFunc(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None) -> list[dict]:
         import torch
 
-        images = _images(model_input)
+        images = _images(model_input, getattr(self, "max_pixels", MAX_PIXELS))
         if not images:
             return []
         with torch.no_grad():
@@ -220,10 +296,20 @@ def pinned_requirements(names: tuple[str, ...] = REQUIREMENTS) -> list[str]:
     return pins
 
 
+def signature() -> "mlflow.models.ModelSignature":
+    """The request contract as an MLflow signature: one ``image`` column of binary (JPEG/PNG)
+    values, which MLflow's REST protocol carries as base64 text."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, Schema
+
+    return ModelSignature(inputs=Schema([ColSpec(DataType.binary, "image")]))
+
+
 def log_detector_model(config_path: str | Path, weights_path: str | Path, *,
                        name: str | None = None, artifact_path: str = "model",
                        builder: str = DEFAULT_BUILDER, model_config: dict | None = None,
-                       include_code: bool = True) -> "mlflow.models.model.ModelInfo":
+                       include_code: bool = True, input_example: bytes | None = None
+                       ) -> "mlflow.models.model.ModelInfo":
     """Log (config, weights) as a pyfunc model in the active run (start one first).
 
     Args:
@@ -232,8 +318,11 @@ def log_detector_model(config_path: str | Path, weights_path: str | Path, *,
         weights_path: ``.safetensors`` state dict of that detector.
         name: logged-model name (MLflow 3 ``name``); defaults to ``artifact_path``.
         builder: "module:function" that rebuilds the network from the config path.
-        model_config: extra ``DetectorPyFunc`` settings (``device``, ``score_threshold``).
+        model_config: extra ``DetectorPyFunc`` settings (``device``, ``score_threshold``,
+            ``max_pixels``).
         include_code: copy ``components/`` into the model (``code_paths``).
+        input_example: one encoded JPEG/PNG image saved as the model's input example (MLflow
+            checks at log time that the model predicts it, and the UI shows it).
 
     Returns MLflow's ``ModelInfo``; register ``info.model_uri``. Nothing is registered here.
     """
@@ -257,7 +346,17 @@ def log_detector_model(config_path: str | Path, weights_path: str | Path, *,
             python_model=str(ENTRY_FILE),
             artifacts={"config": str(config_path), "weights": str(weights_path)},
             model_config={"builder": builder, "device": "cpu", "score_threshold": 0.0,
-                          **(model_config or {})},
+                          "max_pixels": MAX_PIXELS, **(model_config or {})},
             code_paths=code_paths,
             pip_requirements=pinned_requirements(),
+            signature=signature(),
+            input_example=(None if input_example is None
+                           else _example_frame(input_example)),
         )
+
+
+def _example_frame(data: bytes):
+    import pandas as pd
+
+    check_image_bytes(data, 0)
+    return pd.DataFrame({"image": [data]})

@@ -1,6 +1,8 @@
 """DetectorPyFunc round trip: logged from code (no pickle), rebuilt from config + safetensors."""
 from __future__ import annotations
 
+import base64
+
 import importlib.metadata
 import importlib.util
 import sys
@@ -13,7 +15,7 @@ import pytest
 import yaml
 from pycocotools import mask as mask_utils
 
-from components.tracking.pyfunc_model import log_detector_model, pinned_requirements
+from components.tracking.pyfunc_model import InvalidImage, log_detector_model, pinned_requirements
 from components.tracking.runs import ensure_experiment
 
 TINY = "tiny_detector:build"
@@ -55,7 +57,10 @@ def test_round_trip_inputs_outputs_and_no_pickle(tmp_path, tiny_model_files):
     with torch.no_grad():
         want = expected_model.predict_images([rgb[:, :, ::-1].copy()])[0]  # the model sees BGR
 
-    by_array = model.predict([rgb])
+    # the signature: one binary 'image' column (what a served request carries)
+    assert model.metadata.get_input_schema().input_names() == ["image"]
+    local_model = model.unwrap_python_model()  # in-process API: arrays and local paths too
+    by_array = local_model.predict(None, [rgb])
     assert len(by_array) == 1
     out = by_array[0]
     assert out["boxes"] == [[0.0, 0.0, 4.0, 5.0]] and out["labels"] == [2]
@@ -67,23 +72,37 @@ def test_round_trip_inputs_outputs_and_no_pickle(tmp_path, tiny_model_files):
     assert decoded.shape == (10, 8) and decoded[:5, :4].all() and decoded.sum() == 20
 
     path = _png(tmp_path / "img.png", rgb)
-    by_path = model.predict([str(path)])
-    by_df_path = model.predict(pd.DataFrame({"image": [str(path)]}))
+    by_path = local_model.predict(None, [str(path)])
     by_df_bytes = model.predict(pd.DataFrame({"image": [path.read_bytes()]}))
-    assert by_path == by_df_path == by_df_bytes == by_array  # PNG is lossless: same pixels
+    by_df_b64 = local_model.predict(None, pd.DataFrame(
+        {"image": [base64.b64encode(path.read_bytes()).decode()]}))
+    by_batch = local_model.predict(None, np.stack([rgb, rgb]))
+    assert by_path == by_df_bytes == by_df_b64 == by_array  # PNG is lossless: same pixels
+    assert by_batch == by_array * 2
 
     blue = rgb[:, :, ::-1].copy()
-    assert model.predict([blue])[0]["scores"] != out["scores"]  # channel order matters
+    assert local_model.predict(None, [blue])[0]["scores"] != out["scores"]  # channel order
 
     strict = mlflow.pyfunc.load_model(info.model_uri, model_config={"score_threshold": 1.01})
-    assert strict.predict([rgb]) == [{"boxes": [], "labels": [], "scores": [], "masks": []}]
+    assert strict.unwrap_python_model().predict(None, [rgb]) == [
+        {"boxes": [], "labels": [], "scores": [], "masks": []}]
 
     with pytest.raises(FileNotFoundError, match="image file not found"):
-        model.predict([str(tmp_path / "missing.png")])
-    with pytest.raises(ValueError, match="'image' column"):
-        model.predict(pd.DataFrame({"img": [str(path)]}))
+        local_model.predict(None, [str(tmp_path / "missing.png")])
+    # a string in the DataFrame column is base64, never a path: nothing on disk is opened
+    with pytest.raises(InvalidImage, match="row 0: image: a string must be base64"):
+        local_model.predict(None, pd.DataFrame({"image": [str(path)]}))
+    with pytest.raises(InvalidImage, match="row 0: image: not a JPEG or PNG"):
+        local_model.predict(None, pd.DataFrame({"image": [base64.b64encode(b"/etc/passwd")
+                                                           .decode()]}))
+    with pytest.raises(ValueError, match="exactly one column 'image'"):
+        local_model.predict(None, pd.DataFrame({"img": [str(path)]}))
     with pytest.raises(ValueError, match="uint8"):
-        model.predict([rgb.astype(np.float32)])
+        local_model.predict(None, [rgb.astype(np.float32)])
+    big = _png(tmp_path / "big.png", np.zeros((600, 700, 3), np.uint8))
+    small = mlflow.pyfunc.load_model(info.model_uri, model_config={"max_pixels": 400_000})
+    with pytest.raises(InvalidImage, match="row 1: image: 700x600 = 420000 pixels is more"):
+        small.unwrap_python_model().predict(None, [path.read_bytes(), big.read_bytes()])
 
 
 def test_log_requires_safetensors(tmp_path, tiny_model_files):
@@ -141,7 +160,7 @@ def test_mmdet_detector_through_inference_detector(tmp_path):
         loaded = mlflow.pyfunc.load_model(info.model_uri)
         rng = np.random.default_rng(0)
         img = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
-        out = loaded.predict([img])[0]
+        out = loaded.unwrap_python_model().predict(None, [img])[0]
     finally:
         sys.path.remove(str(tmp_path))
     n = len(out["scores"])
