@@ -20,6 +20,9 @@ methods and the weight loader use only this contract, never a family's own field
 * ``pretraining_config(model) -> dict``: the same backbone, set up to be pretrained at its
   pretraining size (the ViT: global attention in every block);
 * ``build(cfg) -> nn.Module``: instantiate a config without any registry (torch-only boxes);
+* ``pooled_features(module, imgs) -> (B, C)`` and ``embedding_dim(cfg) -> C``: one global
+  embedding per image, for image-level heads (classification pretraining, later contrastive
+  image-text). Default: the last output map averaged over space;
 * ``load_weights(module, path)`` / ``save_weights(module, path)``: safetensors or a tensor-only
   state dict (``weights_only=True``), never pickle; the family adapts checkpoint keys/shapes.
 
@@ -96,6 +99,14 @@ class BackboneFamily(ABC):
             raise ValueError(f"backbone config type {kind!r} is not {self.name}'s "
                              f"{self.config_type!r}")
         return self.module(**kwargs)
+
+    def embedding_dim(self, cfg: Mapping[str, Any]) -> int:
+        """Channels of :meth:`pooled_features` (default: the last output's)."""
+        return int(list(self.output_shape(cfg).values())[-1][0])
+
+    def pooled_features(self, module: nn.Module, imgs: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` -> ``(B, C)``: the last output map, averaged over space."""
+        return module(imgs)[-1].mean(dim=(2, 3))
 
     @property
     def config_type(self) -> str:

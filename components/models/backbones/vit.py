@@ -617,6 +617,13 @@ class ViTFamily(BackboneFamily):
                    out_indices=None if depth >= 4 else (depth - 1,))
         return cfg
 
+    def pooled_features(self, module: nn.Module, imgs: torch.Tensor) -> torch.Tensor:
+        """Mean of the last block's tokens (MAE's ``global_pool``; the ViT has no cls token),
+        computed as a token sequence, which needs the pretraining set-up (global attention)."""
+        from components.pretrain.common import embed_patches, run_blocks
+
+        return run_blocks(module, embed_patches(module, imgs) + module.pos_embed).mean(dim=1)
+
     def _dims(self, cfg: Mapping[str, Any]) -> tuple[int, int]:
         spec = get_size(cfg.get("size", "tiny"))
         return int(cfg.get("embed_dim") or spec.embed_dim), int(cfg.get("depth") or spec.depth)
