@@ -36,10 +36,18 @@ def final_dir(params: Mapping[str, Any], work_dir: str | Path | None = None) -> 
     return resolve_path(work_dir or params["finetune"]["work_dir"]) / "final"
 
 
+def iou_types(cfg) -> tuple[str, ...]:
+    """The COCO iou types the model of ``cfg`` is scored on (its evaluator's metrics, in
+    :data:`M.IOU_TYPES` order): bbox + segm for Mask R-CNN, bbox for SSDLite."""
+    wanted = cfg.val_evaluator.get("metric", list(M.IOU_TYPES))
+    wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+    return tuple(iou for iou in M.IOU_TYPES if iou in wanted)
+
+
 def predict(final: Path, data_root: Path, split: str, out_prefix: Path,
             batch_size: int = 2) -> tuple[dict[str, list[dict]], int]:
-    """Detections of the model in ``final/`` on ``split``: ``({"bbox": [...], "segm": [...]},
-    number of images)`` in COCO results format."""
+    """Detections of the model in ``final/`` on ``split``: ``({"bbox": [...][, "segm": [...]]},
+    number of images)`` in COCO results format, one entry per :func:`iou_types`."""
     from mmengine.config import Config
     from mmengine.runner import Runner
     from safetensors.torch import load_file
@@ -54,7 +62,8 @@ def predict(final: Path, data_root: Path, split: str, out_prefix: Path,
     loader = cfg.test_dataloader
     loader.dataset = dataset_cfg(cfg, data_root, split, classes)
     loader.batch_size, loader.num_workers, loader.persistent_workers = batch_size, 0, False
-    cfg.test_evaluator = dict(type="CocoMetric", ann_file=str(ann), metric=["bbox", "segm"],
+    ious = iou_types(cfg)
+    cfg.test_evaluator = dict(type="CocoMetric", ann_file=str(ann), metric=list(ious),
                               format_only=True, outfile_prefix=str(out_prefix))
     for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler",
                 "val_dataloader", "val_cfg", "val_evaluator"):
@@ -70,7 +79,7 @@ def predict(final: Path, data_root: Path, split: str, out_prefix: Path,
     model = runner.model.module if hasattr(runner.model, "module") else runner.model
     model.load_state_dict(state, strict=True)
     runner.test()
-    dets = {iou: M.load_detections(f"{out_prefix}.{iou}.json") for iou in M.IOU_TYPES}
+    dets = {iou: M.load_detections(f"{out_prefix}.{iou}.json") for iou in ious}
     return dets, len(runner.test_dataloader.dataset)
 
 
@@ -131,12 +140,13 @@ def evaluate(params: Mapping[str, Any], *, work_dir: str | Path | None = None,
                                        batch_size=int(params["finetune"]["batch_size"]))
         ann = layout.coco_json(data_root, split)
         gt = json.loads(ann.read_text())
-        results = {iou: M.coco_evaluate(gt, dets[iou], iou, backend) for iou in M.IOU_TYPES}
+        ious = tuple(dets)
+        results = {iou: M.coco_evaluate(gt, dets[iou], iou, backend) for iou in ious}
         eval_seconds = time.perf_counter() - t0
         comparison = M.compare_backends(ann, dets) if compare else None
 
         metrics: dict[str, Any] = {f"{iou}_{k}": results[iou].stats[k]
-                                   for iou in M.IOU_TYPES for k in M.STAT_KEYS}
+                                   for iou in ious for k in M.STAT_KEYS}
         metrics.update(
             split=split, num_images=num_images, data_hash=data_hash, content_hash=content,
             model_config=project_relative(final / "config.py"),
@@ -158,13 +168,13 @@ def evaluate(params: Mapping[str, Any], *, work_dir: str | Path | None = None,
             rows, cols = plots.val_ap_rows(log_rows)
             plots.write_csv(pdir / "val_ap.csv", rows, cols)
             plots.plot_val_ap(rows, pdir / "val_ap.png")
-            per_class = {iou: results[iou].per_class for iou in M.IOU_TYPES}
-            pc_rows = [{"class": c, **{f"{iou}_AP": per_class[iou][c] for iou in M.IOU_TYPES}}
+            per_class = {iou: results[iou].per_class for iou in ious}
+            pc_rows = [{"class": c, **{f"{iou}_AP": per_class[iou][c] for iou in ious}}
                        for c in per_class["bbox"]]
             plots.write_csv(pdir / "per_class_ap.csv", pc_rows,
-                            ["class", *(f"{iou}_AP" for iou in M.IOU_TYPES)])
+                            ["class", *(f"{iou}_AP" for iou in ious)])
             plots.plot_per_class_ap(per_class, pdir / "per_class_ap.png")
-            samples = _visual_samples(data_root, gt, dets["segm"] or dets["bbox"],
+            samples = _visual_samples(data_root, gt, dets.get("segm") or dets["bbox"],
                                       int(ev["num_visualizations"]))
             plots.plot_predictions(samples, classes, float(ev["score_threshold"]),
                                    pdir / "predictions.png")
@@ -174,14 +184,15 @@ def evaluate(params: Mapping[str, Any], *, work_dir: str | Path | None = None,
                                                                 sort_keys=True) + "\n")
             (tmp_out / "metrics.json").write_text(json.dumps(ap_row(metrics), indent=2) + "\n")
 
-        mlflow.log_metrics({f"test/{k}": metrics[k] for k in METRIC_KEYS})
+        mlflow.log_metrics({f"test/{k}": metrics[k] for k in METRIC_KEYS if k in metrics})
         mlflow.log_metrics({"test/eval_seconds": eval_seconds, "test/num_images": num_images,
                             "test/coco_eval_seconds": sum(r.seconds for r in results.values())})
         mlflow.set_tags({"finetune_run_id": str(meta.get("finetune_run_id")),
                          "evaluate.split": split})
         mlflow.log_artifacts(str(out), artifact_path="evaluate")
-    print(f"[evaluate] {split}: bbox AP {metrics['bbox_mAP']:.4f}, segm AP "
-          f"{metrics['segm_mAP']:.4f} on {num_images} images ({eval_seconds:.1f}s) -> "
+    segm = f", segm AP {metrics['segm_mAP']:.4f}" if "segm_mAP" in metrics else ""
+    print(f"[evaluate] {split}: bbox AP {metrics['bbox_mAP']:.4f}{segm} "
+          f"on {num_images} images ({eval_seconds:.1f}s) -> "
           f"{out / 'metrics.json'}", flush=True)
     if comparison is not None:
         print(json.dumps({k: {"seconds": v["seconds"], "max_abs_diff": v["max_abs_diff"]}

@@ -113,7 +113,7 @@ def register_stage(params: Mapping[str, Any], *, metrics_path: Path | None = Non
         info = log_detector_model(_abs(metrics["model_config"]), _abs(metrics["model_weights"]),
                                   name="model", input_example=_example_image(params))
         mlflow.log_metrics(_numeric(metrics))
-        decision = promote(reg["model_name"], eval_run, info.model_uri, metrics, data_hash,
+        decision = promote(registered_model_name(params), eval_run, info.model_uri, metrics, data_hash,
                            min_ap=float(reg["min_ap"]), margin=float(reg["margin"]),
                            metric_key=metric_key)
         result = decision.to_dict()
@@ -124,6 +124,14 @@ def register_stage(params: Mapping[str, Any], *, metrics_path: Path | None = Non
         mlflow.log_dict(result, "decision.json")
         write_json_atomic(out / "decision.json", result)
     return result
+
+
+def registered_model_name(params: Mapping[str, Any]) -> str:
+    """``register.model_name``, or ("") the detector's own name (``vitdet-maskrcnn``,
+    ``vitdet-ssdlite``): each detector architecture has its own registered model and champion."""
+    from components.train.detectors import detector_of
+
+    return str(params["register"].get("model_name") or detector_of(params).registered_name)
 
 
 def _example_image(params: Mapping[str, Any]) -> bytes | None:
@@ -162,7 +170,8 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("rollback", "move 'champion' back to the version it replaced"),
                        ("show", "print aliases, champion history and decision tags")):
         c = sub.add_parser(name, help=text, description=text)
-        c.add_argument("--model", help="registered model name (default: register.model_name)")
+        c.add_argument("--model", help="registered model name (default: register.model_name, "
+                                       "or the model.detector's own name)")
         c.add_argument("--params", default="params.yaml", help="params file for the default name")
         if name == "show":
             c.add_argument("--json", action="store_true", help="print JSON")
@@ -178,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     params: dict = {}
     if args.command == "register" or not model:  # rollback/show only need the default name
         params = load_params_or_exit(args.params, getattr(args, "overrides", []))
-        model = model or (params.get("register") or {}).get("model_name")
+        model = model or registered_model_name(params)
 
     from mlflow.exceptions import MlflowException
 

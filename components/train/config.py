@@ -1,12 +1,16 @@
-"""``params.yaml`` -> resolved mmengine ``Config`` for Mask R-CNN fine-tuning on any backbone.
+"""``params.yaml`` -> resolved mmengine ``Config`` for fine-tuning a detector on any backbone.
 
 The structure (model, LSJ pipeline, evaluator, hooks) lives in the Python config files under
-``configs/`` (``mask_rcnn.py`` composed on ``mask_rcnn_base.py``); this module fills in every
+``configs/`` (``mask_rcnn.py`` and ``ssdlite.py``, both composed on ``mask_rcnn_base.py``); the
+detector (``model.detector``, :mod:`components.train.detectors`) fills in its model; this module
+fills in every
 user-facing number by name from params. Transforms and hooks are looked up by their ``type``,
 never by list position. The backbone comes only through the backbone contract
 (:mod:`components.models.backbones`): no field of a particular backbone is read here.
 
 params -> config:
+  model.detector                  mask_rcnn (bbox + segm) | ssdlite (bbox): config file, necks
+                                    and heads, metrics (components/train/detectors.py)
   data.out                        data_root of every dataset; COCO classes -> num_classes
   model.backbone / size /
     checkpoint (+ the family's
@@ -46,10 +50,12 @@ from mmengine.config import Config, ConfigDict
 
 from components.common.env import PROJECT_ROOT
 from components.data import layout
-from components.models.backbones import BackboneFamily, get_backbone, single_level_anchor_scales
+from components.models.backbones import BackboneFamily, get_backbone
+from components.train.detectors import (HEAD_UPGRADES, HEAD_VARIANTS, ModelContext, detector_of,
+                                        head_upgrades)
 from components.train.schedule import Schedule, lr_schedulers, make_schedule
 
-__all__ = ["CONFIG_DIR", "MASK_RCNN_CONFIG", "HEAD_VARIANTS", "HEAD_UPGRADES", "head_upgrades",
+__all__ = ["CONFIG_DIR", "MASK_RCNN_CONFIG", "detector_of", "HEAD_VARIANTS", "HEAD_UPGRADES", "head_upgrades",
            "build_config", "resolve_path", "backbone_family",
            "coco_classes", "count_train_images", "dataset_cfg", "schedule_of", "find_transform"]
 
@@ -109,79 +115,9 @@ def dataset_cfg(cfg: Config, data_root: Path, split: str, classes: tuple[str, ..
     return ds
 
 
-# --------------------------------------------------------------------------- head variants
-# The paper's "upgraded modules" (Li et al. 2021, Sec. 4), each switchable on its own:
-HEAD_UPGRADES = ("fpn_norm", "rpn_2conv", "box_4conv1fc", "mask_norm")
-
-
-def _apply_head_upgrades(model: ConfigDict, upgrades: Mapping[str, bool]) -> None:
-    """The base config has every upgrade on; switch off the ones set to False (2017 form)."""
-    if not upgrades.get("fpn_norm", True):       # BN after the FPN convs
-        model.neck[-1].pop("norm_cfg", None)
-    if not upgrades.get("rpn_2conv", True):      # 2 shared convs in the RPN head -> 1
-        model.rpn_head.num_convs = 1
-    if not upgrades.get("box_4conv1fc", True):   # 4 conv (BN) + 1 fc box head -> 2 fc
-        bbox = model.roi_head.bbox_head
-        bbox.type = "Shared2FCBBoxHead"
-        for key in ("conv_out_channels", "norm_cfg"):
-            bbox.pop(key, None)
-    if not upgrades.get("mask_norm", True):      # BN in the mask head's convs
-        model.roi_head.mask_head.pop("norm_cfg", None)
-
-
-HEAD_VARIANTS: dict[str, dict[str, bool]] = {
-    "paper": {k: True for k in HEAD_UPGRADES},     # Li et al. 2021 upgrades
-    "classic": {k: False for k in HEAD_UPGRADES},  # 2017 Mask R-CNN heads
-}
-
-
-def head_upgrades(value: Any) -> dict[str, bool]:
-    """``model.heads``: a preset name (HEAD_VARIANTS) or a mapping of HEAD_UPGRADES -> bool
-    (missing switches stay on), e.g. ``{box_4conv1fc: false}``."""
-    if isinstance(value, str):
-        if value not in HEAD_VARIANTS:
-            raise ValueError(f"model.heads must be one of {sorted(HEAD_VARIANTS)} or a mapping "
-                             f"of {list(HEAD_UPGRADES)} to true/false, got {value!r}")
-        return dict(HEAD_VARIANTS[value])
-    if isinstance(value, Mapping):
-        unknown = sorted(set(value) - set(HEAD_UPGRADES))
-        if unknown:
-            raise ValueError(f"model.heads: unknown switches {unknown}; known: "
-                             f"{list(HEAD_UPGRADES)}")
-        return {k: bool(value.get(k, True)) for k in HEAD_UPGRADES}
-    raise ValueError(f"model.heads must be a preset name or a mapping, got {value!r}")
-
-
 def backbone_family(model: Mapping[str, Any]) -> BackboneFamily:
     """The registered family ``model.backbone`` names (default ``vit``)."""
     return get_backbone(str(model.get("backbone", "vit")))
-
-
-def _attach_pyramid(model: ConfigDict, necks: list[dict],
-                    shape: Mapping[str, tuple[int, int]]) -> None:
-    """Necks before the FPN, and the FPN / anchors / RoI extractors sized for ``shape``.
-
-    Several levels: FPN over them plus one max-pooled level (P6), one anchor size per level
-    (8 x stride, then x ``geometry_scale``), RoIs pooled from the levels. One level (the paper's
-    "no FPN" row): the FPN keeps one level (a 1x1 lateral + 3x3 output conv, so the heads'
-    width and norms stay as in the FPN variants), the RPN gets five anchor scales on it,
-    the same sizes as the five FPN levels' anchors, and both RoI extractors read it.
-    """
-    fpn = model.neck if isinstance(model.neck, Mapping) else model.neck[-1]
-    channels = [int(c) for c, _ in shape.values()]
-    strides = [int(s) for _, s in shape.values()]
-    fpn.in_channels = channels
-    anchors = model.rpn_head.anchor_generator
-    if len(strides) == 1:
-        fpn.num_outs = 1
-        anchors.strides = strides
-        anchors.scales = single_level_anchor_scales(strides[0])
-    else:
-        fpn.num_outs = len(strides) + 1
-        anchors.strides = strides + [2 * strides[-1]]
-    for name in ("bbox_roi_extractor", "mask_roi_extractor"):
-        model.roi_head[name].featmap_strides = strides
-    model.neck = [ConfigDict(n) for n in necks] + [fpn]
 
 
 PAPER_IMG_SIZE = 1024  # the paper's LSJ side: mmdet's anchors (32-512 px) and RoI levels fit it
@@ -208,33 +144,6 @@ def _geometry_scale(params: Mapping[str, Any]) -> float:
     return value
 
 
-def _scale_geometry(model: ConfigDict, factor: float) -> None:
-    """Anchor scales and both RoI extractors' ``finest_scale`` x ``factor``."""
-    anchors = model.rpn_head.anchor_generator
-    anchors.scales = [float(s) * factor for s in anchors.scales]
-    for name in ("bbox_roi_extractor", "mask_roi_extractor"):
-        model.roi_head[name].finest_scale *= factor
-
-
-
-
-def _set_width(model: ConfigDict, width: int) -> None:
-    """FPN output width, and everything that consumes it; the box head's fc is 4x as wide
-    (1024 at the paper's 256)."""
-    model.neck[-1].out_channels = width
-    model.rpn_head.in_channels = width
-    model.rpn_head.feat_channels = width
-    roi = model.roi_head
-    roi.bbox_roi_extractor.out_channels = width
-    roi.mask_roi_extractor.out_channels = width
-    roi.bbox_head.in_channels = width
-    roi.bbox_head.fc_out_channels = 4 * width
-    if "conv_out_channels" in roi.bbox_head:
-        roi.bbox_head.conv_out_channels = width
-    roi.mask_head.in_channels = width
-    roi.mask_head.conv_out_channels = width
-
-
 def schedule_of(params: Mapping[str, Any]) -> Schedule:
     """Iteration counts of a run from params and the train split's COCO JSON."""
     ft = params["finetune"]
@@ -248,26 +157,23 @@ def build_config(params: Mapping[str, Any], *, work_dir: Path | str | None = Non
     """Resolved mmengine Config for ``params`` (see the module docstring for the mapping)."""
     m, ft = params["model"], params["finetune"]
     data_root = resolve_path(params["data"]["out"]).resolve()
-    cfg = Config.fromfile(str(MASK_RCNN_CONFIG))
-    for placeholder in ("IMG", "PAD", "_dataset", "norm_cfg"):
+    detector = detector_of(params)
+    cfg = Config.fromfile(str(detector.config_path))
+    for placeholder in ("IMG", "PAD", "_dataset", "norm_cfg", "_ssd_norm"):
         cfg.pop(placeholder, None)
 
     classes = coco_classes(layout.coco_json(data_root, "train"))
     sched = schedule_of(params)
 
-    # ---- model: the backbone and its pyramid through the contract, then the heads
+    # ---- model: the backbone through its contract, then the detector's necks and heads
     model = cfg.model
     family = backbone_family(m)
     model_params = dict(m, checkpoint=str(resolve_path(m["checkpoint"])) if m.get("checkpoint")
                         else "")
     model.backbone = ConfigDict(family.config(model_params))
-    _attach_pyramid(model, *family.pyramid(model.backbone.to_dict(), model_params))
-    _apply_head_upgrades(model, head_upgrades(m.get("heads", "paper")))
-    _set_width(model, int(m.get("fpn_channels", 256)))
-    _scale_geometry(model, _geometry_scale(params))
-    model.train_cfg.rcnn.sampler.num = int(m.get("roi_samples", 512))
-    model.roi_head.bbox_head.num_classes = len(classes)
-    model.roi_head.mask_head.num_classes = len(classes)
+    ctx = ModelContext(family=family, model_params=model_params, classes=classes,
+                       img_size=int(ft["img_size"]), geometry_scale=_geometry_scale(params))
+    detector.configure(model, ctx)
 
     # ---- data (LSJ numbers)
     img, lo_hi = int(ft["img_size"]), tuple(float(x) for x in ft["lsj_scale"])
@@ -275,6 +181,7 @@ def build_config(params: Mapping[str, Any], *, work_dir: Path | str | None = Non
     find_transform(train_pipe, "RandomResize").update(scale=(img, img), ratio_range=lo_hi)
     find_transform(train_pipe, "RandomCrop").update(crop_size=(img, img))
     find_transform(train_pipe, "Pad").update(size=(img, img))
+    find_transform(train_pipe, "LoadAnnotations").update(with_mask=detector.with_masks)
     test_pipe = cfg.val_dataloader.dataset.pipeline
     find_transform(test_pipe, "Resize").update(scale=(img, img))
     cfg.train_pipeline, cfg.test_pipeline = train_pipe, test_pipe
@@ -288,6 +195,7 @@ def build_config(params: Mapping[str, Any], *, work_dir: Path | str | None = Non
         loader.dataset = dataset_cfg(cfg, data_root, split, classes, train=split == "train")
     cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
     cfg.val_evaluator.ann_file = str(layout.coco_json(data_root, "val"))
+    cfg.val_evaluator.metric = list(detector.metrics)
     cfg.test_evaluator = copy.deepcopy(cfg.val_evaluator)
     cfg.metainfo = dict(classes=classes)
 
@@ -322,7 +230,5 @@ def build_config(params: Mapping[str, Any], *, work_dir: Path | str | None = Non
     # (possibly overridden) backbone through its contract
     if m.get("cfg_options"):
         cfg.merge_from_dict(dict(m["cfg_options"]))
-        necks, shape = family.pyramid(cfg.model.backbone.to_dict(), model_params)
-        cfg.model.neck = [ConfigDict(n) for n in necks] + [cfg.model.neck[-1]]
-        cfg.model.neck[-1].in_channels = [int(c) for c, _ in shape.values()]
+        detector.attach_backbone_overrides(cfg.model, ctx)
     return cfg
