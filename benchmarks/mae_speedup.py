@@ -120,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
             mae_opt.step()
 
         torch.manual_seed(0)
-        vit = SupervisedPretrainer(build_backbone(args.size, args.img, args.patch),
-                                   num_classes=args.classes).to(device).train()
+        backbone = build_backbone(args.size, args.img, args.patch)
+        vit = SupervisedPretrainer(backbone, num_classes=args.classes, embed_dim=backbone.embed_dim,
+                                   img_size=args.img).to(device).train()
         vit_opt = torch.optim.AdamW(param_groups(vit, 0.05), lr=1e-4)
         labels = torch.randint(0, args.classes, (args.batch,), device=device)
 

@@ -1,4 +1,4 @@
-"""``supervised``: multi-label image classification from image-level labels (ViT + BCE).
+"""``supervised``: multi-label image classification from image-level labels (any backbone + BCE).
 
 The paper's supervised baseline is ImageNet-21k/1k classification. We have no ImageNet, so the
 supervision is the dataset's own image-level labels: ``openimages/<split>-annotations-human-
@@ -16,12 +16,15 @@ cross-entropy rather than a softmax.
 
 Shapes::
 
-    imgs (B, 3, S, S) -> tokens (B, N, C) -> mean over N -> LayerNorm -> (B, C) -> head (B, K)
+    imgs (B, 3, S, S) -> pooled (B, C) -> LayerNorm -> head (B, K)
     targets (B, K) in {0, 1};  loss = BCE-with-logits, mean over B*K
 
-Departure from ViT's classifier: no cls token (the PlainViT has none); global average pooling
-of the output tokens (as MAE's fine-tuning ``global_pool``). Implementation: our own on
-:class:`components.models.backbones.vit.ViT` (timm's ViT would need renaming; torch-only).
+``pooled`` is the backbone family's ``pooled_features`` (the backbone contract): for the ViT
+the mean of the output tokens (no cls token, as MAE's fine-tuning ``global_pool``); for a CNN
+or MobileViT the last stage map averaged over space, the ImageNet classifier's own pooling
+(the MobileViT paper's classification models). So the same method pretrains every family,
+e.g. MobileViT for SSDLite. Implementation: our own on the detection backbone itself
+(timm's classifiers would need renaming; torch-only).
 """
 from __future__ import annotations
 
@@ -31,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from components.models.backbones.vit import ViT
-from components.pretrain.common import build_backbone, embed_patches, run_blocks, trunc_normal_init
+from components.models.backbones import family_of
+from components.pretrain.common import build_backbone, trunc_normal_init
 from components.pretrain.config import PretrainConfig
 from components.pretrain.registry import register_method
 
@@ -40,22 +43,27 @@ __all__ = ["SupervisedPretrainer", "build"]
 
 
 class SupervisedPretrainer(nn.Module):
-    """ViT + average pooling + linear multi-label head.
+    """Backbone + its global pooling + linear multi-label head.
 
     Args:
-        backbone: the ViT to pretrain.
+        backbone: the backbone to pretrain (any registered family).
         num_classes: K (0: set later by :meth:`set_label_space`, which the stage calls with the
             label names it read).
+        embed_dim: channels of the family's pooled features (``family.embedding_dim``).
+        img_size: square crop side the backbone is pretrained at.
         crop_scale: random-resized-crop scale range (mild: labels must stay in the crop).
         pos_weight: weight of positive targets in the BCE (labels are sparse).
     """
 
-    def __init__(self, backbone: ViT, num_classes: int = 0,
-                 crop_scale: tuple[float, float] = (0.5, 1.0), pos_weight: float = 1.0) -> None:
+    def __init__(self, backbone: nn.Module, num_classes: int = 0, *, embed_dim: int,
+                 img_size: int, crop_scale: tuple[float, float] = (0.5, 1.0),
+                 pos_weight: float = 1.0) -> None:
         super().__init__()
         self.backbone = backbone
-        self.norm = nn.LayerNorm(backbone.embed_dim, eps=1e-6)
-        self.head = nn.Linear(backbone.embed_dim, max(num_classes, 1))
+        self.family = family_of(backbone)
+        self.embed_dim, self.img_size = int(embed_dim), int(img_size)
+        self.norm = nn.LayerNorm(self.embed_dim, eps=1e-6)
+        self.head = nn.Linear(self.embed_dim, max(num_classes, 1))
         self.classes: list[str] = []
         self.crop_scale = tuple(crop_scale)
         self.pos_weight = pos_weight
@@ -65,7 +73,7 @@ class SupervisedPretrainer(nn.Module):
     def set_label_space(self, classes: Sequence[str]) -> None:
         """(Re)build the head for ``classes`` (before the optimizer is created)."""
         self.classes = list(classes)
-        self.head = nn.Linear(self.backbone.embed_dim, len(self.classes))
+        self.head = nn.Linear(self.embed_dim, len(self.classes))
         trunc_normal_init(self.head)
 
     def describe(self) -> dict:
@@ -74,13 +82,11 @@ class SupervisedPretrainer(nn.Module):
     def make_transform(self):
         from components.pretrain.data import basic_transform
 
-        return basic_transform(self.backbone.pretrain_grid[0] * self.backbone.patch_size,
-                               self.crop_scale)
+        return basic_transform(self.img_size, self.crop_scale)
 
     def forward_logits(self, imgs: torch.Tensor) -> torch.Tensor:
         """``(B, 3, S, S)`` -> ``(B, K)``."""
-        x = embed_patches(self.backbone, imgs) + self.backbone.pos_embed
-        return self.head(self.norm(run_blocks(self.backbone, x).mean(dim=1)))
+        return self.head(self.norm(self.family.pooled_features(self.backbone, imgs)))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         logits = self.forward_logits(batch["image"]).float()
@@ -94,7 +100,17 @@ class SupervisedPretrainer(nn.Module):
 @register_method("supervised", data="labels", defaults={
     "split": "train", "crop_scale": [0.5, 1.0], "pos_weight": 1.0,
     "epochs": 6, "lr": 1.0e-3,
-}, summary="multi-label classification of image-level labels (avg-pool head, BCE)")
+}, summary="multi-label classification of image-level labels (avg-pool head, BCE)",
+    backbones=None)
 def build(cfg: PretrainConfig) -> SupervisedPretrainer:
-    backbone = build_backbone(cfg.size, cfg.img_size, cfg.patch_size, cfg.drop_path, cfg.arch)
-    return SupervisedPretrainer(backbone, 0, tuple(cfg.opt("crop_scale")), cfg.opt("pos_weight"))
+    from components.models.backbones import get_backbone
+
+    backbone = build_backbone(cfg.size, cfg.img_size, cfg.patch_size, cfg.drop_path, cfg.arch,
+                              family=cfg.backbone)
+    family = get_backbone(cfg.backbone)
+    dim = family.embedding_dim(family.pretraining_config(
+        {"backbone": cfg.backbone, "size": cfg.size, "patch_size": cfg.patch_size,
+         "pretrain_img_size": cfg.img_size, "arch": dict(cfg.arch or {})}))
+    return SupervisedPretrainer(backbone, 0, embed_dim=dim, img_size=cfg.img_size,
+                                crop_scale=tuple(cfg.opt("crop_scale")),
+                                pos_weight=cfg.opt("pos_weight"))

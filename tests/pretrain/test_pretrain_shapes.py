@@ -32,7 +32,8 @@ def test_paper_sizes_shapes_on_meta(size: str, dim: int) -> None:
         assert moco.base(x).shape == (2, 256)
         assert moco({"view1": x, "view2": x})["loss"].shape == ()
 
-        sup = SupervisedPretrainer(build_backbone(size, 224), num_classes=1000)
+        vit = build_backbone(size, 224)
+        sup = SupervisedPretrainer(vit, num_classes=1000, embed_dim=vit.embed_dim, img_size=224)
         assert sup.forward_logits(x).shape == (2, 1000)
 
         tok = VQTokenizer(codebook_size=8192, code_dim=32, hidden=64)

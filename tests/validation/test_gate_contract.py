@@ -156,7 +156,8 @@ def test_openimages_labels_the_gate_accepts_pretrain(base, tmp_path, name):
     assert len(paths) == len(targets) and targets.shape[1] == len(names) and all(
         p.is_file() for p in paths)
     model = SupervisedPretrainer(build_backbone("tiny", 64, arch={"embed_dim": 32, "depth": 2,
-                                                                  "num_heads": 2}))
+                                                                  "num_heads": 2}),
+                                 embed_dim=32, img_size=64)
     model.set_label_space(names)
     out = model({"image": torch.randn(2, 3, 64, 64), "targets": targets[:2]})
     out["loss"].backward()
