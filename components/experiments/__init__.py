@@ -15,7 +15,7 @@ Public API: :func:`components.experiments.runner.run_experiment`,
 from components.experiments.registry import (EXPERIMENTS, BarChart, Column, ExperimentSpec,
                                              Variant, VariantError, get_experiment,
                                              register_experiment)
-from components.experiments import attention, fpn, heads, transfer  # noqa: F401,E402 (registration)
+from components.experiments import attention, fpn, heads, mobilevit, transfer  # noqa: F401,E402
 
 __all__ = ["EXPERIMENTS", "BarChart", "Column", "ExperimentSpec", "Variant", "VariantError",
            "get_experiment", "register_experiment"]

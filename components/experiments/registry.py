@@ -93,6 +93,7 @@ class ExperimentSpec:
     check: Callable[[Variant, Mapping[str, Any]], None] | None = None
     describe: Callable[[Variant, Mapping[str, Any]], dict] | None = None
     report: Callable[["ReportContext"], str] | None = None
+    source: str = PAPER  # the paper whose table/figure ``paper`` names
 
 
 EXPERIMENTS: Registry[ExperimentSpec] = Registry(
@@ -104,11 +105,12 @@ def register_experiment(name: str, *, title: str, paper: str, columns: tuple[Col
                         charts: tuple[BarChart, ...] = (),
                         check: Callable[[Variant, Mapping[str, Any]], None] | None = None,
                         describe: Callable[[Variant, Mapping[str, Any]], dict] | None = None,
-                        report: Callable[["ReportContext"], str] | None = None
-                        ) -> Callable[[Callable], Callable]:
+                        report: Callable[["ReportContext"], str] | None = None,
+                        source: str = PAPER) -> Callable[[Callable], Callable]:
     """Decorator registering a variant factory ``variants(section, params)`` under ``name``.
 
-    ``charts`` are drawn in addition to the APbox/APmask chart every experiment gets.
+    ``charts`` are drawn in addition to the APbox/APmask chart every experiment gets;
+    ``source`` cites the paper (default: the ViT detection-transfer paper, :data:`PAPER`).
     """
     if not _NAME.match(name):
         raise ValueError(f"experiment name {name!r}: use letters, digits and ._-")
@@ -117,7 +119,8 @@ def register_experiment(name: str, *, title: str, paper: str, columns: tuple[Col
         doc = (factory.__doc__ or "").strip()
         EXPERIMENTS.register(name, ExperimentSpec(
             name, factory, title, paper, description or doc, tuple(columns),
-            dict(defaults or {}), (AP_CHART, *charts), check, describe, report), source=factory)
+            dict(defaults or {}), (AP_CHART, *charts), check, describe, report, source),
+            source=factory)
         return factory
 
     return wrap

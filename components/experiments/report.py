@@ -31,7 +31,7 @@ from components.common.dvc_metrics import ap_row
 from components.experiments.aggregate import SPREAD, VariantSummary, aggregate
 from components.experiments.plan import Job, settings
 from components.experiments.plots import bar_chart
-from components.experiments.registry import PAPER, Column, ExperimentSpec, Variant
+from components.experiments.registry import Column, ExperimentSpec, Variant
 from components.experiments.variant import read_result
 
 __all__ = ["ReportContext", "collect_results", "write_report", "fmt_stat", "log_to_mlflow",
@@ -177,7 +177,7 @@ def _render_md(spec: ExperimentSpec, ctx: ReportContext, *, recipe: dict, comman
     data_root = ctx.params.get("data", {}).get("out")
     lines = [f"# Experiment `{spec.name}`: {spec.title}", "",
              spec.description.strip(), "",
-             f"Mirrors **{spec.paper}** of {PAPER}.", "",
+             f"Mirrors **{spec.paper}** of {spec.source}.", "",
              f"> {SCALE_NOTE}", "",
              "## Results", "",
              f"Mean ± {SPREAD} over seeds (sample standard deviation, ddof=1; 0 with one seed). "

@@ -108,6 +108,11 @@ def _log_summary(run_id: str, summary: Mapping[str, float], result_path: Path) -
     client.log_artifact(run_id, str(result_path), artifact_path="experiment")
 
 
+def _millions(module: Any) -> float | None:
+    """Parameter count of ``module`` in millions (None without one)."""
+    return None if module is None else sum(p.numel() for p in module.parameters()) / 1e6
+
+
 def _run(req: dict, folder: Path) -> dict:
     import torch
 
@@ -133,6 +138,8 @@ def _run(req: dict, folder: Path) -> dict:
     t1 = time.perf_counter()
     infer = time_inference(ft.model, _test_images(params, int(req["inference_images"])))
     infer_s = time.perf_counter() - t1
+    sizes = {"params_m": _millions(ft.model),
+             "backbone_params_m": _millions(getattr(ft.model, "backbone", None))}
     del ft.model
     t2 = time.perf_counter()
     metrics = evaluate(params, work_dir=folder, out=folder / "evaluate")
@@ -144,7 +151,7 @@ def _run(req: dict, folder: Path) -> dict:
     summary = {k: numeric[k] for k in SUMMARY_METRICS if k in numeric}
     summary.update(peak_train_mem_mib=mem.peak_mib, train_iter_s=iters["train_iter_s"],
                    infer_s_per_img=infer["infer_s_per_img"], finetune_s=finetune_s,
-                   evaluate_s=evaluate_s)
+                   evaluate_s=evaluate_s, **{k: v for k, v in sizes.items() if v is not None})
     if curve:
         summary["val_bbox_mAP"] = curve[-1].get("bbox_mAP", float("nan"))
     return {
