@@ -53,8 +53,8 @@ def load_breakdown(model_uri: str) -> tuple[dict, object]:
 
     from components.train.build import build_detector
 
-    config = next(local.rglob("config.py"))
-    weights = next(local.rglob("*.safetensors"))
+    config = local / "artifacts" / "config.py"  # the model's own files (code/ holds ours)
+    weights = local / "artifacts" / "model.safetensors"
     model = build_detector(config)
     t3 = time.perf_counter()
     model.load_state_dict(load_file(str(weights)), strict=True)

@@ -114,8 +114,9 @@ def _short(result: dict) -> str:
     if result.get("status") != "ok":
         return f"FAILED: {str(result.get('error'))[:300]}"
     s = result.get("summary") or {}
-    return (f"ok, APbox {s.get('bbox_mAP', float('nan')):.4f}, APmask "
-            f"{s.get('segm_mAP', float('nan')):.4f}, mem {s.get('peak_train_mem_mib', 0):.0f} MiB")
+    mask = f", APmask {s['segm_mAP']:.4f}" if "segm_mAP" in s else ""  # SSDLite: boxes only
+    return (f"ok, APbox {s.get('bbox_mAP', float('nan')):.4f}{mask}, "
+            f"mem {s.get('peak_train_mem_mib', 0):.0f} MiB")
 
 
 def _preflight(spec, job: Job, pipeline_id: str) -> str | None:

@@ -30,9 +30,10 @@ def test_every_dvc_yaml_stage_is_a_flow_stage(project_graph):
     asking for every pretraining method, the flow runs exactly dvc.yaml's stages."""
     declared = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
     assert {n.split("@")[0] for n in project_graph.names} == set(declared)
-    methods = [n.split("@")[-1].removeprefix("pretrain_") for n in project_graph.names
-               if n.startswith("pretrain")]
-    experiments = [n.split("@")[-1].removeprefix("experiment_") for n in project_graph.names
+    # members as the planner names them: what follows "<step>@" or "<step>_", e.g. "mae",
+    # "supervised_mobile@mobilevit_xxs" (a foreach stage)
+    methods = [n[len("pretrain") + 1:] for n in project_graph.names if n.startswith("pretrain")]
+    experiments = [n[len("experiment") + 1:] for n in project_graph.names
                    if n.startswith("experiment")]
     everything = stage_plan(project_graph, STAGES, OPTIONAL_STAGES,
                             {"pretrain": {"methods": methods}, "experiments": {"run": experiments}})
