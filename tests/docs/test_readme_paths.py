@@ -25,6 +25,7 @@ RUNTIME = {
     ".prefect/": "servers.sh up",
     ".dvc/site-cache": "make run",
     "runs/finetune/final/*": "make run",
+    "exports/vitdet-ssdlite.onnx": "python -m components.export",
 }
 NOT_PATHS = {"pipeline/local", "pipeline/nightly", "pipeline/gpu-cluster"}  # Prefect deployments
 
