@@ -81,7 +81,10 @@ def mlflow_client(project: Path):
 
 
 def model_name(project: Path) -> str:
-    return yaml.safe_load((project / "params.yaml").read_text())["register"]["model_name"]
+    """The registered model the register stage uses (register.model_name or the detector's)."""
+    from components.tracking.cli import registered_model_name
+
+    return registered_model_name(yaml.safe_load((project / "params.yaml").read_text()))
 
 
 def registry_state(project: Path) -> tuple[list[str], str | None]:
