@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -34,16 +33,10 @@ DEFAULT = ["mobilevit:xxs", "mobilevit:xs", "mobilevit:s", "mobilenetv2:1.0"]
 
 
 def _latency(fn, runs: int, warmup: int) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(1000 * (time.perf_counter() - t0))
-    times.sort()
-    return {"p50_ms": round(statistics.median(times), 2),
-            "p95_ms": round(times[min(len(times) - 1, round(0.95 * (len(times) - 1)))], 2)}
+    from components.export.onnx import latency_ms
+
+    r = latency_ms(fn, runs, warmup)
+    return {"p50_ms": r["p50"], "p95_ms": r["p95"]}
 
 
 def _threads(n: int, fn):
@@ -53,6 +46,22 @@ def _threads(n: int, fn):
         return fn()
     finally:
         torch.set_num_threads(before)
+
+
+def _torch_figures(fn, one: torch.Tensor, many: torch.Tensor, args) -> tuple[dict, float]:
+    """Batch-1 latency at 1 and all threads, and batch throughput (img/s) at all threads."""
+    with torch.no_grad():
+        ms = {_key(n): _threads(n, lambda: _latency(lambda: fn(one), args.runs, args.warmup))
+              for n in sorted({1, os.cpu_count() or 1})}
+        t0 = time.perf_counter()
+        for _ in range(args.batch_runs):
+            fn(many)
+        rate = round(args.batch * args.batch_runs / (time.perf_counter() - t0), 1)
+    return ms, rate
+
+
+def _key(threads: int) -> str:
+    return f"{threads}_thread{'s' if threads > 1 else ''}"
 
 
 def _mib(module: torch.nn.Module) -> float:
@@ -76,9 +85,7 @@ def _detector(family: str, size: str, img: int):
     from mmengine.registry import init_default_scope
 
     init_default_scope("mmdet")
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    return model.eval()
+    return MODELS.build(cfg.model).eval()  # constructor init: timing does not need mmengine's
 
 
 def measure(entry: str, args) -> dict:
@@ -89,18 +96,10 @@ def measure(entry: str, args) -> dict:
     backbone = spec.build(spec.config({"size": size})).eval()
     one = torch.randn(1, 3, args.img, args.img)
     many = torch.randn(args.batch, 3, args.img, args.img)
-    all_threads = os.cpu_count() or 1
     out: dict = {"backbone": entry, "img": args.img,
                  "backbone_params_m": round(sum(p.numel() for p in backbone.parameters()) / 1e6, 3),
                  "backbone_mib": _mib(backbone)}
-    with torch.no_grad():
-        out["backbone_ms"] = {f"{n}_thread{'s' if n > 1 else ''}": _threads(
-            n, lambda: _latency(lambda: backbone(one), args.runs, args.warmup))
-            for n in sorted({1, all_threads})}
-        t0 = time.perf_counter()
-        for _ in range(args.batch_runs):
-            backbone(many)
-        out["backbone_img_per_s"] = round(args.batch * args.batch_runs / (time.perf_counter() - t0), 1)
+    out["backbone_ms"], out["backbone_img_per_s"] = _torch_figures(backbone, one, many, args)
     if args.no_detector:
         return out
     from components.export.onnx import RawNetwork, export_onnx
@@ -109,14 +108,7 @@ def measure(entry: str, args) -> dict:
     net = RawNetwork(detector).eval()
     out.update(detector_params_m=round(sum(p.numel() for p in detector.parameters()) / 1e6, 3),
                detector_mib=_mib(detector))
-    with torch.no_grad():
-        out["detector_ms"] = {f"{n}_thread{'s' if n > 1 else ''}": _threads(
-            n, lambda: _latency(lambda: net(one), args.runs, args.warmup))
-            for n in sorted({1, all_threads})}
-        t0 = time.perf_counter()
-        for _ in range(args.batch_runs):
-            net(many)
-        out["detector_img_per_s"] = round(args.batch * args.batch_runs / (time.perf_counter() - t0), 1)
+    out["detector_ms"], out["detector_img_per_s"] = _torch_figures(net, one, many, args)
     if not args.no_onnx:
         import onnxruntime as ort
 
@@ -125,12 +117,12 @@ def measure(entry: str, args) -> dict:
             out["onnx_mib"] = round(path.stat().st_size / 2**20, 3)
             feed = one.numpy()
             out["onnxruntime_ms"] = {}
-            for n in sorted({1, all_threads}):
+            for n in sorted({1, os.cpu_count() or 1}):
                 opts = ort.SessionOptions()
                 opts.intra_op_num_threads = n
                 sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
                 name = sess.get_inputs()[0].name
-                out["onnxruntime_ms"][f"{n}_thread{'s' if n > 1 else ''}"] = _latency(
+                out["onnxruntime_ms"][_key(n)] = _latency(
                     lambda: sess.run(None, {name: feed}), args.runs, args.warmup)
     return out
 

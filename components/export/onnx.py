@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 __all__ = ["RawNetwork", "ExportReport", "load_champion", "test_size", "letterbox",
-           "export_onnx", "onnx_opset", "verify_onnx"]
+           "export_onnx", "latency_ms", "onnx_opset", "verify_onnx"]
 
 DEFAULT_OPSET = 18
 
@@ -141,8 +141,10 @@ def onnx_opset(path: str | Path) -> int:
     return next(int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def _ms(fn, runs: int) -> dict[str, float]:
-    fn()  # warm-up
+def latency_ms(fn, runs: int, warmup: int = 1) -> dict[str, float]:
+    """p50 / p95 milliseconds of ``fn()`` over ``runs`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -193,8 +195,8 @@ def verify_onnx(detector: nn.Module, onnx_path: str | Path, images: Sequence[str
         raise ValueError("verify_onnx needs at least one image")
     feed = {name: batch.numpy()}
     with torch.no_grad():
-        latency = {"pytorch": _ms(lambda: net(batch), runs),
-                   "onnxruntime": _ms(lambda: session.run(None, feed), runs)}
+        latency = {"pytorch": latency_ms(lambda: net(batch), runs),
+                   "onnxruntime": latency_ms(lambda: session.run(None, feed), runs)}
     path = Path(onnx_path)
     return ExportReport(
         onnx_path=str(path), opset=onnx_opset(path),

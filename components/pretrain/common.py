@@ -19,8 +19,8 @@ from torch import nn
 from components.models.backbones import get_backbone
 from components.models.backbones.vit import ViT
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "build_backbone", "patchify", "unpatchify",
-           "embed_patches", "run_blocks", "sincos_pos_embed_2d", "trunc_normal_init"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "build_backbone", "pretraining_config", "patchify",
+           "unpatchify", "embed_patches", "run_blocks", "sincos_pos_embed_2d", "trunc_normal_init"]
 
 # Same normalisation as the detector's data preprocessor (RGB, ImageNet statistics).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -36,10 +36,16 @@ def build_backbone(size: str, img_size: int, patch_size: int = 16, drop_path: fl
     ``mlp_ratio``; tiny tests). The random initialisation is the backbone's own documented
     scheme (the ViT's trunc-normal 0.02).
     """
-    spec = get_backbone(family)
+    return get_backbone(family).build(
+        pretraining_config(size, img_size, patch_size, drop_path, arch, family=family))
+
+
+def pretraining_config(size: str, img_size: int, patch_size: int = 16, drop_path: float = 0.0,
+                       arch: dict | None = None, *, family: str = "vit") -> dict:
+    """The backbone config :func:`build_backbone` builds (for ``family.embedding_dim`` etc.)."""
     model = {"backbone": family, "size": size, "patch_size": patch_size,
              "pretrain_img_size": img_size, "drop_path": drop_path, "arch": dict(arch or {})}
-    return spec.build(spec.pretraining_config(model))
+    return get_backbone(family).pretraining_config(model)
 
 
 def patchify(imgs: torch.Tensor, p: int) -> torch.Tensor:

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from components.models.backbones import family_of
-from components.pretrain.common import build_backbone, trunc_normal_init
+from components.pretrain.common import build_backbone, pretraining_config, trunc_normal_init
 from components.pretrain.config import PretrainConfig
 from components.pretrain.registry import register_method
 
@@ -105,12 +105,9 @@ class SupervisedPretrainer(nn.Module):
 def build(cfg: PretrainConfig) -> SupervisedPretrainer:
     from components.models.backbones import get_backbone
 
-    backbone = build_backbone(cfg.size, cfg.img_size, cfg.patch_size, cfg.drop_path, cfg.arch,
-                              family=cfg.backbone)
-    family = get_backbone(cfg.backbone)
-    dim = family.embedding_dim(family.pretraining_config(
-        {"backbone": cfg.backbone, "size": cfg.size, "patch_size": cfg.patch_size,
-         "pretrain_img_size": cfg.img_size, "arch": dict(cfg.arch or {})}))
+    args = (cfg.size, cfg.img_size, cfg.patch_size, cfg.drop_path, cfg.arch)
+    backbone = build_backbone(*args, family=cfg.backbone)
+    dim = get_backbone(cfg.backbone).embedding_dim(pretraining_config(*args, family=cfg.backbone))
     return SupervisedPretrainer(backbone, 0, embed_dim=dim, img_size=cfg.img_size,
                                 crop_scale=tuple(cfg.opt("crop_scale")),
                                 pos_weight=cfg.opt("pos_weight"))
