@@ -110,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    names = args.methods or [n for n, s in pretrain.METHODS.items() if s.data != "none"]
+    # every trainable method whose inputs this script can make (a tokenizer, yes; another
+    # stage's dataset, e.g. UniCL's curated captions, no: its tests time it)
+    names = args.methods or [n for n, s in pretrain.METHODS.items()
+                             if s.data != "none" and set(s.requires) <= {"tokenizer"}]
     options: dict[str, dict] = {}
     for item in args.set:
         key, _, raw = item.partition("=")

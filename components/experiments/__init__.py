@@ -6,7 +6,8 @@ then writes ``reports/fpn/`` (report.md, results.csv, results.json, PNGs).
 
 Built-in experiments (importing this package registers them): ``fpn`` (Table 2),
 ``attention`` (Table 3), ``heads`` (Sec. 4 upgraded modules), ``transfer`` (Table 1 +
-Figure 2). Adding one is one module with a
+Figure 2); from the other papers ``mobilevit`` (SSDLite backbones) and ``objectaware``
+(SSL crop policies, probe + detection transfer). Adding one is one module with a
 :func:`register_experiment` call (see :mod:`components.experiments.registry`) imported below.
 
 Public API: :func:`components.experiments.runner.run_experiment`,
@@ -15,7 +16,8 @@ Public API: :func:`components.experiments.runner.run_experiment`,
 from components.experiments.registry import (EXPERIMENTS, BarChart, Column, ExperimentSpec,
                                              Variant, VariantError, get_experiment,
                                              register_experiment)
-from components.experiments import attention, fpn, heads, mobilevit, transfer  # noqa: F401,E402
+from components.experiments import (attention, fpn, heads, mobilevit,  # noqa: F401,E402
+                                    objectaware, transfer)
 
 __all__ = ["EXPERIMENTS", "BarChart", "Column", "ExperimentSpec", "Variant", "VariantError",
            "get_experiment", "register_experiment"]

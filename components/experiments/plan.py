@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from components.common.params import apply_overrides
-from components.experiments.registry import ExperimentSpec, Variant, check_variant_name
+from components.experiments.registry import ExperimentSpec, Variant, check_variant_name, get_experiment
 
 __all__ = ["DEFAULTS", "UsageError", "Job", "settings", "section", "select_variants",
            "variant_params", "job_dir", "plan", "resume_key", "file_sha256", "checkpoint_sha256",
@@ -124,8 +124,15 @@ def variant_params(params: Mapping[str, Any], variant: Variant, seed: int,
         raise UsageError(f"variant {variant.name!r}: {exc.args[0]}") from None
     out = apply_overrides(out, {"seed": int(seed)})
     folder = Path(folder)
-    return apply_overrides(out, {"finetune.work_dir": str(folder),
-                                 "evaluate.out": str(folder / "evaluate")})
+    out = apply_overrides(out, {"finetune.work_dir": str(folder),
+                                "evaluate.out": str(folder / "evaluate")})
+    spec = get_experiment(experiment) if experiment else None
+    if spec is not None and spec.job_overrides is not None:
+        try:
+            out = apply_overrides(out, spec.job_overrides(variant, out, folder))
+        except KeyError as exc:
+            raise UsageError(f"experiment {experiment!r}: {exc.args[0]}") from None
+    return out
 
 
 def plan(spec: ExperimentSpec, params: Mapping[str, Any], *, seeds: list[int] | None = None,
@@ -165,10 +172,14 @@ def checkpoint_sha256(params: Mapping[str, Any]) -> str | None:
     return file_sha256(path) if path.is_file() else None
 
 
-def resume_key(config_hash: str, params: Mapping[str, Any], inference_images: int) -> str:
-    """What must be unchanged for a finished job to be reused (see the module docstring)."""
+def resume_key(config_hash: str, params: Mapping[str, Any], inference_images: int,
+               labels: Mapping[str, Any] | None = None) -> str:
+    """What must be unchanged for a finished job to be reused (see the module docstring); the
+    variant's ``labels`` count too (e.g. objectaware's ``detection``: probe-only or fine-tuned)."""
     body = {"config_hash": config_hash, "checkpoint": checkpoint_sha256(params),
             "evaluate.split": params["evaluate"]["split"], "inference_images": int(inference_images)}
+    if labels:
+        body["labels"] = dict(labels)
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 

@@ -21,6 +21,13 @@ The contract a registered experiment satisfies (the runner and the report rely o
   ``result.json`` under ``"inputs"`` (transfer: what the backbone was pretrained on).
 * optional ``report(ctx) -> str``: extra Markdown for ``report.md``; may write PNGs into
   ``ctx.out`` (see :class:`components.experiments.report.ReportContext`).
+* optional ``job_overrides(variant, params, folder) -> dict``: dotted overrides that depend on
+  the job's folder (applied last when the job is planned, so resume keys see them; e.g. where
+  the job's own pretraining writes its backbone and ``model.checkpoint`` pointing at it).
+* optional ``prepare(variant, params, folder) -> dict``: runs in the job's process before
+  fine-tuning (the object-aware experiment pretrains and linear-probes here). Returns
+  ``summary`` (extra numbers for the report), ``inputs`` (recorded in result.json) and
+  ``detection`` (False: skip fine-tuning and evaluation, the job is the prepare step alone).
 * ``columns``: the summary keys of the main table (mean +- spread per variant);
   ``charts``: bar charts (``ap.png`` with APbox/APmask is always drawn).
 """
@@ -94,6 +101,8 @@ class ExperimentSpec:
     describe: Callable[[Variant, Mapping[str, Any]], dict] | None = None
     report: Callable[["ReportContext"], str] | None = None
     source: str = PAPER  # the paper whose table/figure ``paper`` names
+    job_overrides: Callable[[Variant, Mapping[str, Any], Any], dict] | None = None
+    prepare: Callable[[Variant, Mapping[str, Any], Any], dict] | None = None
 
 
 EXPERIMENTS: Registry[ExperimentSpec] = Registry(
@@ -106,7 +115,10 @@ def register_experiment(name: str, *, title: str, paper: str, columns: tuple[Col
                         check: Callable[[Variant, Mapping[str, Any]], None] | None = None,
                         describe: Callable[[Variant, Mapping[str, Any]], dict] | None = None,
                         report: Callable[["ReportContext"], str] | None = None,
-                        source: str = PAPER) -> Callable[[Callable], Callable]:
+                        source: str = PAPER,
+                        job_overrides: Callable[[Variant, Mapping[str, Any], Any], dict] | None = None,
+                        prepare: Callable[[Variant, Mapping[str, Any], Any], dict] | None = None,
+                        ) -> Callable[[Callable], Callable]:
     """Decorator registering a variant factory ``variants(section, params)`` under ``name``.
 
     ``charts`` are drawn in addition to the APbox/APmask chart every experiment gets;
@@ -119,7 +131,8 @@ def register_experiment(name: str, *, title: str, paper: str, columns: tuple[Col
         doc = (factory.__doc__ or "").strip()
         EXPERIMENTS.register(name, ExperimentSpec(
             name, factory, title, paper, description or doc, tuple(columns),
-            dict(defaults or {}), (AP_CHART, *charts), check, describe, report, source),
+            dict(defaults or {}), (AP_CHART, *charts), check, describe, report, source,
+            job_overrides, prepare),
             source=factory)
         return factory
 

@@ -234,7 +234,8 @@ def _variant_metrics(folder: Path, summaries: list[VariantSummary]) -> None:
     for s in summaries:
         means = {k: st.mean for k, st in s.stats.items()}
         spread = s.stats.get("bbox_mAP")
-        values = ap_row(means, AP_std=spread.std if spread else None, seeds=len(s.ok_seeds))
+        values = ap_row(means, AP_std=spread.std if spread else None, seeds=len(s.ok_seeds),
+                        probe_mAP=means.get("probe_mAP"))
         (folder / f"{s.name}.json").write_text(json.dumps(values, indent=2) + "\n")
 
 

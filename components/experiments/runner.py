@@ -89,7 +89,8 @@ def should_skip(job: Job, inference_images: int,
     if prev is None or prev.get("status") != "ok":
         return False, "no finished result"
     try:
-        key = resume_key(config_hash(job.params, job.dir), job.params, inference_images)
+        key = resume_key(config_hash(job.params, job.dir), job.params, inference_images,
+                         job.variant.labels)
     except Exception as exc:  # noqa: BLE001 (cannot tell: run it, the job reports the problem)
         return False, f"could not compute the config hash ({type(exc).__name__}: {exc})"
     if prev.get("resume_key") != key:

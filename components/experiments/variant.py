@@ -128,6 +128,22 @@ def _run(req: dict, folder: Path) -> dict:
     if spec.check is not None:
         spec.check(variant, params)
     inputs = spec.describe(variant, params) if spec.describe is not None else {}
+    prepared = spec.prepare(variant, params, folder) if spec.prepare is not None else {}
+    inputs.update(prepared.get("inputs") or {})
+    extra = {k: float(v) for k, v in (prepared.get("summary") or {}).items() if _finite(v)}
+    if prepared.get("detection", True) is False:
+        from components.experiments.plan import expected_config_hash
+
+        return {"metrics": dict(extra), "summary": dict(extra), "inputs": inputs,
+                "timings": dict(prepared.get("timings") or {}),
+                # no fine-tuning run: the exp/* metrics go on the prepare step's run
+                "finetune_run_id": prepared.get("run_id"),
+                # a job its experiment ran without fine-tuning (e.g. a seed the detection subset
+                # skips) is keyed as such, so it is never mistaken for a fine-tuned one
+                "resume_key": resume_key(expected_config_hash(params, folder), params,
+                                         int(req["inference_images"]),
+                                         {**variant.labels, "detection": False}
+                                         if variant.labels.get("detection") else variant.labels)}
 
     t0 = time.perf_counter()
     with PeakMemory("cuda" if torch.cuda.is_available() else "cpu") as mem:
@@ -149,6 +165,7 @@ def _run(req: dict, folder: Path) -> dict:
     numeric = {k: float(v) for k, v in metrics.items() if _finite(v)}
     curve = val_curve(rows)
     summary = {k: numeric[k] for k in SUMMARY_METRICS if k in numeric}
+    summary.update(extra)
     summary.update(peak_train_mem_mib=mem.peak_mib, train_iter_s=iters["train_iter_s"],
                    infer_s_per_img=infer["infer_s_per_img"], finetune_s=finetune_s,
                    evaluate_s=evaluate_s, **{k: v for k, v in sizes.items() if v is not None})
@@ -156,13 +173,15 @@ def _run(req: dict, folder: Path) -> dict:
         summary["val_bbox_mAP"] = curve[-1].get("bbox_mAP", float("nan"))
     return {
         "metrics": numeric, "summary": summary, "memory": mem.as_dict(),
-        "timings": {**iters, **infer, "finetune_s": finetune_s, "inference_total_s": infer_s,
+        "timings": {**(prepared.get("timings") or {}), **iters, **infer,
+                    "finetune_s": finetune_s, "inference_total_s": infer_s,
                     "evaluate_s": evaluate_s},
         "finetune_run_id": ft.meta.get("finetune_run_id"),
         "evaluate_run_id": metrics.get("evaluate_run_id"),
         "data_hash": metrics.get("data_hash"), "content_hash": metrics.get("content_hash"),
         "config_hash": ft.meta.get("config_hash"),
-        "resume_key": resume_key(ft.meta["config_hash"], params, int(req["inference_images"])),
+        "resume_key": resume_key(ft.meta["config_hash"], params, int(req["inference_images"]),
+                                 variant.labels),
         "iterations": ft.meta.get("iterations"), "epochs": ft.meta.get("epochs"),
         "val_curve": curve, "inputs": inputs,
         "device": mem.device,

@@ -1,8 +1,10 @@
-"""Backbone pretraining: five ways to initialise the PlainViT, each a registered method.
+"""Backbone pretraining: every way to initialise a backbone is a registered method.
 
-``random`` (fresh init), ``supervised`` (multi-label image-level labels), ``mocov3`` (momentum
-contrast), ``mae`` (masked autoencoder) and ``beit`` (masked prediction of visual tokens from our
-own VQ-VAE ``tokenizer`` stage). Every method writes ``pretrained/<method>/backbone.safetensors``
+The ViT-transfer paper's five: ``random`` (fresh init), ``supervised`` (multi-label image-level
+labels), ``mocov3`` (momentum contrast), ``mae`` (masked autoencoder) and ``beit`` (masked
+prediction of visual tokens from our own VQ-VAE ``tokenizer`` stage); object-aware cropping's
+``mocov2`` and ``byol`` (two views from the crop policies of :mod:`.crops`); Florence's
+``unicl`` (image-text contrastive, :mod:`components.imagetext`). Every method writes ``pretrained/<method>/backbone.safetensors``
 with the detection backbone's exact key names, loadable by
 :func:`components.models.weights.load_backbone_weights` (``model.checkpoint`` in params.yaml).
 
@@ -13,7 +15,8 @@ VQ-VAE + its stage), :mod:`.engine` (the training loop), :mod:`.stage` (one run 
 
 CLI: ``python -m components.pretrain --params params.yaml --method mae [--set k=v]``.
 """
-from components.pretrain import beit, mae, mocov3, random_init, supervised  # noqa: F401  (register)
+from components.pretrain import (beit, byol, mae, mocov2, mocov3, random_init,  # noqa: F401
+                                 supervised, unicl)  # (register)
 from components.pretrain.config import PretrainConfig, config_from_params
 from components.pretrain.registry import METHODS, MethodSpec, get_method, register_method
 

@@ -12,9 +12,10 @@ import sys
 from typing import Any, Callable
 
 from components.common.env import apply_defaults
+from components.common.tracked import tracked
 from components.common.params import add_params_arguments, apply_overrides, load_params, parse_override
 
-__all__ = ["main", "run_stage"]
+__all__ = ["main", "run_stage", "pretrain_method"]
 
 _FINAL_METRICS = ("final_loss", "initial_loss", "throughput_img_s", "train_s", "wall_s", "steps",
                   "images")
@@ -33,26 +34,42 @@ def _parser(prog: str, description: str, with_method: bool) -> argparse.Argument
 
 
 def _tracked(name: str, params: dict, work: Callable[..., dict[str, Any]], out_dir) -> dict:
-    try:
+    """``work`` in the stage run ``pretrain-<name>``, streaming per-step metrics to it."""
+    def run() -> dict[str, Any]:
         import mlflow
 
-        from components.tracking.runs import stage_run
-    except ImportError as exc:
-        raise SystemExit(f"MLflow tracking is unavailable ({exc}); install the project "
-                         "environment (make setup) or pass --no-tracking") from None
+        meta = work(on_log=lambda step, metrics: mlflow.log_metrics(metrics, step=step))
+        meta["mlflow_run_id"] = mlflow.active_run().info.run_id
+        return meta
 
-    def on_log(step: int, metrics: dict[str, float]) -> None:
-        mlflow.log_metrics(metrics, step=step)
-
-    with stage_run(f"pretrain-{name}", params):
-        meta = work(on_log=on_log)
+    def log(mlflow, meta: dict[str, Any]) -> None:
         mlflow.log_metrics({k: float(meta[k]) for k in _FINAL_METRICS
                             if isinstance(meta.get(k), (int, float))})
         mlflow.set_tags({"pretrain.method": name, "pretrain.data_hash": str(meta.get("data_hash"))})
         for artifact in ("meta.json", "loss_curve.png", "loss.csv"):
             if (out_dir / artifact).is_file():
                 mlflow.log_artifact(str(out_dir / artifact), artifact_path=f"pretrain-{name}")
-    return meta
+
+    return tracked(f"pretrain-{name}", params, run, log)
+
+
+def pretrain_method(params: dict, name: str, *, progress: bool = True,
+                    tracking: bool = True) -> dict[str, Any]:
+    """Run registered method ``name`` on ``params`` (a full params dict, overrides applied) as
+    the stage would, inside its MLflow stage run when ``tracking``; returns meta.json's dict
+    (plus ``mlflow_run_id``). For callers composing stages in one process (experiments)."""
+    import components.pretrain as pretrain
+    from components.pretrain.config import config_from_params, with_defaults
+    from components.pretrain.stage import run
+
+    spec = pretrain.get_method(name)
+    params = with_defaults(params, name, spec.defaults)
+    cfg = config_from_params(params, name, spec.defaults)
+
+    def work(on_log=None) -> dict[str, Any]:
+        return run(cfg, progress=progress, on_log=on_log)
+
+    return _tracked(name, params, work, cfg.out_dir) if tracking else work()
 
 
 def run_stage(name: str | None, argv: list[str] | None, *, prog: str, description: str) -> int:

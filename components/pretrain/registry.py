@@ -20,10 +20,15 @@ else):
   for ``data="labels"`` methods.
 * optional ``after_step(step: int, total_steps: int)``: called after each optimizer step (MoCo's
   momentum encoder update).
+* optional ``save_extra(folder: Path)``: writes what the method keeps beside the backbone (an
+  image-text method's text tower and tokenizer) into the stage's output folder.
 
 ``data`` says which images the method consumes: ``"none"`` (no training, e.g. ``random``),
-``"unlabeled"`` (``images/unlabeled/``) or ``"labels"`` (a labelled split with image-level labels;
-the factory's pretrainer then also has ``set_label_space(names)``, see ``supervised``).
+``"unlabeled"`` (``images/unlabeled/``), ``"labels"`` (a labelled split with image-level labels;
+the factory's pretrainer then also has ``set_label_space(names)``, see ``supervised``) or
+``"custom"``: the pretrainer reads its own samples through ``make_dataset(cfg) -> (Dataset,
+image paths)`` (boxes or proposals per image for object-aware crops, captions for image-text
+methods); the paths are what ``meta.json`` hashes.
 ``defaults`` are the method's own options (``pretrain.<method>.*`` in params.yaml): also the
 shared training keys (epochs, lr, ...) may be overridden there. ``backbones`` names the
 backbone families (``model.backbone``) the method works with (None: any registered family);
@@ -43,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["DATA_KINDS", "MethodSpec", "METHODS", "register_method", "get_method"]
 
-DATA_KINDS = ("none", "unlabeled", "labels")
+DATA_KINDS = ("none", "unlabeled", "labels", "custom")
 
 
 @dataclass(frozen=True)

@@ -94,13 +94,17 @@ def train_and_write(cfg: PretrainConfig, model: nn.Module, *, data: str,
     paths: list[Path] = []
     hist = History()
     if data != "none":
-        if data == "unlabeled":
-            paths, targets = unlabeled_images(cfg.data_root, cfg.max_images), None
+        if data == "custom":
+            dataset, paths = model.make_dataset(cfg)
+            paths = list(paths)
         else:
-            paths, targets, classes = image_level_labels(cfg.data_root, cfg.options.get("split", "train"),
-                                                         cfg.max_images)
-            model.set_label_space(classes)
-        dataset = ImageDataset(paths, model.make_transform(), targets)
+            if data == "unlabeled":
+                paths, targets = unlabeled_images(cfg.data_root, cfg.max_images), None
+            else:
+                paths, targets, classes = image_level_labels(
+                    cfg.data_root, cfg.options.get("split", "train"), cfg.max_images)
+                model.set_label_space(classes)
+            dataset = ImageDataset(paths, model.make_transform(), targets)
         batch = min(cfg.batch_size, len(dataset))
         loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True,
                             num_workers=cfg.num_workers, generator=generator,
@@ -149,6 +153,14 @@ def train_and_write(cfg: PretrainConfig, model: nn.Module, *, data: str,
     return meta
 
 
+def _save(family, model: nn.Module, folder: Path) -> None:
+    """The backbone (the family's format) plus what the method keeps beside it (``save_extra``:
+    e.g. an image-text method's text encoder and tokenizer)."""
+    family.save_weights(model.backbone, folder / "backbone.safetensors")
+    if hasattr(model, "save_extra"):
+        model.save_extra(folder)
+
+
 def run(cfg: PretrainConfig, *, progress: bool = True,
         on_log: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
     """Build the registered method ``cfg.method``, train it, write ``cfg.out_dir``; returns meta."""
@@ -162,6 +174,6 @@ def run(cfg: PretrainConfig, *, progress: bool = True,
     describe = getattr(model, "describe", None)
     return train_and_write(
         cfg, model, data=spec.data,
-        save=lambda m, d: family.save_weights(m.backbone, d / "backbone.safetensors"),
+        save=lambda m, d: _save(family, m, d),
         extra=(lambda m, p: describe()) if describe else None,
         progress=progress, on_log=on_log)

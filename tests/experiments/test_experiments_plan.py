@@ -117,8 +117,8 @@ def test_transfer_check_names_the_pretraining_command(params, tmp_path):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["run", "nope"], "known: attention, fpn, heads, mobilevit, transfer"),
-    (["report", "nope"], "known: attention, fpn, heads, mobilevit, transfer"),
+    (["run", "nope"], "known: attention, fpn, heads, mobilevit, objectaware, transfer"),
+    (["report", "nope"], "known: attention, fpn, heads, mobilevit, objectaware, transfer"),
     (["run", "fpn", "--variants", "nope"], "known: ['multiscale', 'simple', 'single']"),
 ])
 def test_cli_usage_errors_exit_2(argv, needle, capsys):

@@ -127,7 +127,8 @@ class FakeJobs:
         if req["variant"] in self.fail:
             return 9  # dies without a result (killed, out of memory...)
         res = _ok(req["variant"], req["seed"], 0.1,
-                  resume_key=resume_key(self.config_hash, req["params"], req["inference_images"]))
+                  resume_key=resume_key(self.config_hash, req["params"], req["inference_images"],
+                                         req["labels"]))
         (request.parent / "result.json").write_text(json.dumps(res))
         return 0
 

@@ -13,7 +13,13 @@ TINY_OPTIONS = {
     "mocov3": {"mlp_dim": 32, "proj_dim": 16},
     "mae": {"decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2},
     "tokenizer": {"codebook_size": 16, "code_dim": 8, "hidden": 8},
+    # two-view methods: GT boxes (the tiny set has no BING cache), an object policy
+    "mocov2": {"mlp_dim": 32, "proj_dim": 16, "queue_size": 16,
+               "crops": {"policy": "obj_obj_dilate", "boxes": "gt"}},
+    "byol": {"mlp_dim": 32, "proj_dim": 16, "crops": {"policy": "obj_scene", "boxes": "gt"}},
 }
+# Methods whose data comes from another stage the tiny set lacks (their own tests cover them).
+NEEDS_STAGE_DATA = {"unicl": "curated image-text pairs (tests/imagetext)"}
 
 
 def tiny_cfg(method: str, data_root: Path, out: Path, *, defaults: dict | None = None,

@@ -38,5 +38,5 @@ def test_benchmarks_run_torch_only() -> None:
     assert set(parts) == {"a_encoder_fwd_bwd", "b_train_step"}
     assert all(r["speedup"] > 0 for r in parts.values())
     methods = {r["method"] for r in lines if r["bench"] == "pretrain_throughput"}
-    assert methods == {"supervised", "mocov3", "mae", "beit", "tokenizer"}
+    assert methods == {"supervised", "mocov3", "mae", "beit", "mocov2", "byol", "tokenizer"}
     assert all(r["img_per_s"] > 0 for r in lines if r["bench"] == "pretrain_throughput")
