@@ -1,13 +1,16 @@
 """The ``pipeline`` flow: dvc.yaml's stages as Prefect tasks, one MLflow parent run per flow run.
 
-Stages: prepare (+ ``dvc push`` of the dataset) -> validate -> [pretrain_<method>...] ->
+Stages: prepare (+ ``dvc push`` of the dataset) -> validate -> [curate] -> [proposals_*] ->
+[pretrain_<method>...] ->
 finetune -> evaluate -> register (+ ``dvc push`` of every output the run produced). dvc.yaml is the one definition
 of each stage: every task runs ``dvc repro --single-item <stage>``, the same command as
 ``dvc repro``/``make run``, so DVC skips unchanged stages (a no-change rerun does no work) and
 records lineage in dvc.lock. :data:`STAGES` is the order the flow expects; the run fails at once
 (and ``tests/flows/test_flow_stage_plan.py`` fails) when dvc.yaml's stages drift from it.
 
-Two steps are optional (:data:`OPTIONAL_STAGES`). Pretraining: dvc.yaml's ``pretrain_<method>``
+Five steps are optional (:data:`OPTIONAL_STAGES`). ``curate`` (image-text pairs) and
+``proposals`` (BING) run only when a planned stage depends on them; ``imagetext`` (UniCL's
+transfer evaluation) when ``params["imagetext"]["stages"]`` lists ``evaluate``. Pretraining: dvc.yaml's ``pretrain_<method>``
 stages run between validate and finetune only when asked for: the methods listed in
 ``params["pretrain"]["methods"]``, the stage that writes ``model.checkpoint`` (the backbone
 fine-tuning loads), and whatever those depend on (BEiT's tokenizer). Experiments: the
@@ -63,13 +66,18 @@ from flows import tasks
 __all__ = ["STAGES", "OPTIONAL_STAGES", "pipeline", "main"]
 
 # The flow's stage list, checked against dvc.yaml on every run and by tests/flows.
-STAGES = ("prepare", "validate", "pretrain", "finetune", "evaluate", "register", "experiment")
+STAGES = ("prepare", "validate", "curate", "proposals", "pretrain", "finetune", "evaluate",
+          "register", "imagetext", "experiment")
 # optional step -> which of its stages run (none by default): the members a params list names,
 # plus the pretraining stage that writes the backbone fine-tuning loads; random init needs none
 OPTIONAL_STAGES = {
     "pretrain": OptionalStep("pretrain.methods", needed_for=("model.checkpoint",),
                              without_stage=("random",)),
     "experiment": OptionalStep("experiments.run"),
+    # data products only some stages read: they run when a planned stage depends on them
+    "curate": OptionalStep(None),      # image-text pairs for UniCL (pretrain_unicl)
+    "proposals": OptionalStep(None),   # BING model + proposal cache for object-aware crops
+    "imagetext": OptionalStep("imagetext.stages"),  # UniCL transfer: [evaluate]
 }
 
 

@@ -17,8 +17,10 @@ __all__ = ["AP_KEYS", "COLUMNS", "ap_row", "row"]
 # COCO metric (components/evaluate/metrics.py names) -> column
 AP_KEYS = {"bbox_mAP": "AP", "bbox_mAP_50": "AP50", "bbox_mAP_75": "AP75",
            "segm_mAP": "mask_AP", "segm_mAP_50": "mask_AP50"}
-COLUMNS = (*AP_KEYS.values(), "AP_std", "seeds", "failures", "warnings", "final_loss",
-           "img_per_s")
+COLUMNS = (*AP_KEYS.values(), "AP_std", "probe_mAP", "seeds", "failures", "warnings",
+           "final_loss", "img_per_s", "kept", "removed",
+           "DR10", "DR100", "DR1000",   # BING proposals' detection recall at 10/100/1000 boxes
+           "zs_heldout_acc", "linear_probe_acc")  # image-text transfer (top-1 accuracy)
 
 
 def row(**values: Any) -> dict[str, float]:

@@ -35,8 +35,11 @@ def test_every_dvc_yaml_stage_is_a_flow_stage(project_graph):
     methods = [n[len("pretrain") + 1:] for n in project_graph.names if n.startswith("pretrain")]
     experiments = [n[len("experiment") + 1:] for n in project_graph.names
                    if n.startswith("experiment")]
+    imagetext = [n[len("imagetext") + 1:] for n in project_graph.names if n.startswith("imagetext")]
+    # curate and proposals run because the stages above depend on them (members None)
     everything = stage_plan(project_graph, STAGES, OPTIONAL_STAGES,
-                            {"pretrain": {"methods": methods}, "experiments": {"run": experiments}})
+                            {"pretrain": {"methods": methods}, "experiments": {"run": experiments},
+                             "imagetext": {"stages": imagetext}})
     assert sorted(everything) == sorted(project_graph.names)
 
 

@@ -73,13 +73,15 @@ class OptionalStep:
     """A driver step whose stages run only when the params ask for them.
 
     Args:
-        members: dotted params key listing the members to run (``experiments.run``).
+        members: dotted params key listing the members to run (``experiments.run``); None:
+            the step's stages run only when a planned stage depends on them (``curate`` before
+            image-text pretraining, ``proposals`` before object-aware crops).
         needed_for: dotted params keys holding a path; the member stage whose dvc.yaml outputs
             contain that path runs too (``model.checkpoint`` -> the stage that writes it).
         without_stage: members that may be listed but need no stage (``random`` init).
     """
 
-    members: str
+    members: str | None
     needed_for: tuple[str, ...] = ()
     without_stage: tuple[str, ...] = ()
 
@@ -115,7 +117,7 @@ def stage_plan(graph: DvcGraph, order: Sequence[str],
     picked = {n: _method(n, g) for n, g in groups.items() if g in optional}
     selected = {n for n, g in groups.items() if g not in optional}
     for group, step in optional.items():
-        listed = _listed(params, step.members)
+        listed = _listed(params, step.members) if step.members else set()
         have = {m for n, m in picked.items() if groups[n] == group}
         unlisted = listed - have - set(step.without_stage)
         if unlisted:
