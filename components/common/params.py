@@ -93,3 +93,32 @@ def load_params_or_exit(path: str | Path, sets: list[str] | tuple[str, ...] = ()
     except (KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def with_section_defaults(params: Mapping[str, Any], section: str, defaults: Mapping[str, Any],
+                          *, strict: bool = True, where: str = "") -> dict:
+    """A deep copy of ``params`` whose ``section`` has every key of ``defaults`` (the stage runs
+    before params.yaml has the block, and ``--set section.key=v`` works on it). ``strict``: an
+    unknown key in the section is a KeyError naming it and the known ones (and ``where`` the
+    defaults live)."""
+    out = copy.deepcopy(dict(params))
+    given = dict(out.get(section) or {})
+    unknown = sorted(set(given) - set(defaults))
+    if strict and unknown:
+        hint = f" ({where})" if where else ""
+        raise KeyError(f"params.yaml {section}: unknown keys {unknown} (typo?); known: "
+                       f"{sorted(defaults)}{hint}")
+    out[section] = {**copy.deepcopy(dict(defaults)), **given}
+    return out
+
+
+def params_from_args(parser: "argparse.ArgumentParser", args: "argparse.Namespace",
+                     complete=lambda p: p) -> dict:
+    """``--params`` + ``--set`` of a stage CLI (:func:`add_params_arguments`): ``complete``
+    fills section defaults before the overrides apply; a bad key or value is a usage error
+    (``parser.error``, exit status 2)."""
+    try:
+        params = complete(load_params(args.params))
+        return apply_overrides(params, dict(parse_override(s) for s in args.overrides))
+    except (KeyError, ValueError) as exc:
+        parser.error(str(exc.args[0] if exc.args else exc))

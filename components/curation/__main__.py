@@ -14,8 +14,7 @@ from typing import Any
 
 from components.common.env import apply_defaults
 from components.common.tracked import tracked
-from components.common.params import (add_params_arguments, apply_overrides, load_params,
-                                      parse_override)
+from components.common.params import add_params_arguments, params_from_args
 
 __all__ = ["main"]
 
@@ -63,9 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     from components.curation.config import CurationConfig, with_defaults
     from components.curation.stage import CurationError, run
 
+    params = params_from_args(ap, args, with_defaults)
     try:
-        params = with_defaults(load_params(args.params))
-        params = apply_overrides(params, dict(parse_override(s) for s in args.overrides))
         CurationConfig.from_params(params)
     except (KeyError, ValueError) as exc:
         ap.error(str(exc.args[0] if exc.args else exc))

@@ -6,7 +6,6 @@ section in before overrides are applied (keys already in params.yaml win).
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -110,10 +109,9 @@ class CurationConfig:
 
 def with_defaults(params: Mapping[str, Any]) -> dict:
     """A deep copy of ``params`` whose ``curation`` section has every default key."""
-    out = copy.deepcopy(dict(params))
-    section = out.get("curation") or {}
-    out["curation"] = {**copy.deepcopy(CURATION_DEFAULTS), **section}
-    return out
+    from components.common.params import with_section_defaults
+
+    return with_section_defaults(params, "curation", CURATION_DEFAULTS, strict=False)
 
 
 def _bounds(section: Mapping[str, Any], key: str) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from components.common.env import apply_defaults
 from components.common.tracked import tracked
-from components.common.params import add_params_arguments, apply_overrides, load_params, parse_override
+from components.common.params import add_params_arguments, params_from_args
 
 __all__ = ["main"]
 
@@ -59,11 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from components.imagetext.evaluate import evaluate, with_defaults, write_outputs
 
-    try:
-        params = with_defaults(load_params(args.params))
-        params = apply_overrides(params, dict(parse_override(s) for s in args.overrides))
-    except (KeyError, ValueError) as exc:
-        ap.error(str(exc.args[0] if exc.args else exc))
+    params = params_from_args(ap, args, with_defaults)
 
     def work() -> tuple[dict[str, Any], Path]:
         results = evaluate(params, args.checkpoint_dir, progress=not args.quiet)

@@ -36,7 +36,6 @@ and ``accuracy.png`` (accuracy vs chance per protocol).
 """
 from __future__ import annotations
 
-import copy
 import json
 import math
 import random
@@ -89,14 +88,10 @@ TOWER_TITLES = {"chance": "chance", "random": "random-init towers", "unicl": "Un
 def with_defaults(params: Mapping[str, Any]) -> dict:
     """A deep copy of ``params`` whose ``imagetext`` section has every default key (so
     ``--set imagetext.shots=[1]`` works on a params.yaml without the section)."""
-    out = copy.deepcopy(dict(params))
-    section = dict(out.get("imagetext") or {})
-    unknown = sorted(set(section) - set(IMAGETEXT_DEFAULTS))
-    if unknown:
-        raise KeyError(f"params.yaml imagetext: unknown keys {unknown}; known: "
-                       f"{sorted(IMAGETEXT_DEFAULTS)}")
-    out["imagetext"] = {**copy.deepcopy(IMAGETEXT_DEFAULTS), **section}
-    return out
+    from components.common.params import with_section_defaults
+
+    return with_section_defaults(params, "imagetext", IMAGETEXT_DEFAULTS,
+                                 where="components/imagetext/evaluate.py")
 
 
 def _path(value: str | Path) -> Path:

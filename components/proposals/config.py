@@ -6,7 +6,6 @@ ignored silently). Relative paths are relative to the project root, as DVC runs 
 """
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -46,14 +45,10 @@ TRAIN_KEYS = ("train_split", "max_train_images", "sizes", "svm_C", "calib_C",
 
 def with_defaults(params: Mapping[str, Any]) -> dict:
     """A copy of ``params`` whose ``proposals`` section is completed from the defaults."""
-    out = copy.deepcopy(dict(params))
-    given = dict(out.get("proposals") or {})
-    unknown = sorted(set(given) - set(PROPOSAL_DEFAULTS))
-    if unknown:
-        raise KeyError(f"proposals.{unknown[0]}: unknown key (typo?); known: "
-                       f"{sorted(PROPOSAL_DEFAULTS)} (components/proposals/config.py)")
-    out["proposals"] = {**copy.deepcopy(PROPOSAL_DEFAULTS), **given}
-    return out
+    from components.common.params import with_section_defaults
+
+    return with_section_defaults(params, "proposals", PROPOSAL_DEFAULTS,
+                                 where="components/proposals/config.py")
 
 
 def check(cfg: Mapping[str, Any]) -> None:
