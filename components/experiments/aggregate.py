@@ -86,7 +86,9 @@ def aggregate(variants: list[Variant], seeds: list[int],
                 per_seed.append(_numbers(res.get("summary") or {}))
         s.status = "failed" if s.failed else "missing" if s.missing else "ok"
         if s.status == "ok" and per_seed:
-            keys = set.intersection(*(set(p) for p in per_seed))
-            s.stats = {k: stat(p[k] for p in per_seed) for k in sorted(keys)}
+            # a key some seeds lack (objectaware fine-tunes at detection_seeds only) is
+            # aggregated over the seeds that have it; its Stat.n says how many
+            keys = set.union(*(set(p) for p in per_seed))
+            s.stats = {k: stat(p[k] for p in per_seed if k in p) for k in sorted(keys)}
         out.append(s)
     return out

@@ -83,7 +83,10 @@ def fmt_stat(summary: VariantSummary, column: Column) -> str:
     s = summary.stats.get(column.key)
     if s is None:
         return "—"
-    return f"{s.mean:{column.fmt}} ± {s.std:{column.fmt}}"
+    text = f"{s.mean:{column.fmt}} ± {s.std:{column.fmt}}"
+    if s.n < len(summary.ok_seeds):  # only some seeds measured it: say how many
+        text = f"{s.mean:{column.fmt}} (n={s.n})" if s.n == 1 else f"{text} (n={s.n})"
+    return text
 
 
 def _status_cell(s: VariantSummary) -> str:
