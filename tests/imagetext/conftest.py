@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from testkit.threads import pinned_threads
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny models: thread start-up costs more than it saves on the shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with pinned_threads(torch.get_num_threads, torch.set_num_threads):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -10,14 +10,14 @@ import pytest
 from proposals_helpers import TINY, make_params
 
 from components.data.synthetic import generate
+from testkit.threads import pinned_threads
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():
     """BING on 128 px images: OpenCV's thread start-up costs more than it saves here."""
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    yield
-    cv2.setNumThreads(before)
+    with pinned_threads(cv2.getNumThreads, cv2.setNumThreads):
+        yield
 
 
 @pytest.fixture(scope="session")
